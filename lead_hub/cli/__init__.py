@@ -1,0 +1,42 @@
+"""The ``lead-hub`` command line: one sub-command per module of this package.
+
+Each module ``lead_hub/cli/<name>.py`` defines ``add_parser(subparsers)``, which registers its sub-command and
+sets ``handler`` (a function taking the parsed arguments and returning an exit code) as a parser default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command module of ``lead_hub.cli`` registered."""
+    parser = argparse.ArgumentParser(
+        prog="lead-hub",
+        description="Rank pretrained vision models for your dataset before fine-tuning them.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda item: item.name):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lead-hub`` console script."""
+    arguments = build_parser().parse_args(argv)
+    try:
+        return int(arguments.handler(arguments) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"lead-hub {arguments.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
