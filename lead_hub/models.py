@@ -29,3 +29,9 @@ def timm_transform(model: torch.nn.Module, *, image_size: int | None = None, tra
     if image_size is not None:
         config = {**config, "input_size": (3, image_size, image_size), "crop_pct": 1.0, "crop_mode": "squash"}
     return timm.data.create_transform(**config, is_training=training)
+
+
+def model_normalisation(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) per RGB channel that the model expects after scaling pixels to [0, 1]."""
+    config = timm.data.resolve_model_data_config(model)
+    return tuple(config["mean"]), tuple(config["std"])
