@@ -1,0 +1,143 @@
+"""Model zoos: named lists of candidate models, stored as YAML files in ``model_zoos/``.
+
+A zoo file holds ``name``, ``description``, an optional ``base_dir`` and ``models``, a list of entries with
+``id`` (a model id as ``lead_hub.models.load_backbone`` takes it, or null when the model has no loadable copy),
+and optionally ``revision``, ``label`` (a human name), ``params`` (the true parameter count, when the stored
+network is larger than the real one) and ``note``::
+
+    name: demo
+    base_dir: ..
+    models:
+      - id: local-dir:demo/models/mobilenetv1_025.coral_in1k
+        label: MobileNetV1 0.25 (ImageNet-1k)
+        params: 470329
+
+A relative ``local-dir:`` path resolves against ``base_dir``, which is itself relative to the zoo file and
+defaults to the file's folder; the shipped zoos set ``base_dir: ..``, the repository root, so their paths read
+as paths from the repository root whatever the working directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ZOO_DIR = Path(__file__).resolve().parents[1] / "model_zoos"
+"""The shipped zoos: ``model_zoos/`` at the repository root (present in a clone and an editable install)."""
+
+LOCAL_DIR_PREFIX = "local-dir:"
+_ENTRY_KEYS = {"id", "revision", "label", "params", "note"}
+_ZOO_KEYS = {"name", "description", "base_dir", "models"}
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One candidate of a zoo.
+
+    ``model_id`` is the id as written in the zoo (what a leaderboard shows); ``load_id`` is the id to load,
+    with a relative ``local-dir:`` path made absolute. Both are None for a model with no loadable copy.
+    """
+
+    model_id: str | None
+    load_id: str | None
+    revision: str | None = None
+    label: str | None = None
+    params: int | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A named list of candidates read from ``path``."""
+
+    name: str
+    description: str
+    path: Path
+    entries: tuple[ZooEntry, ...]
+
+    @property
+    def loadable(self) -> tuple[ZooEntry, ...]:
+        """The entries that have a model id."""
+        return tuple(entry for entry in self.entries if entry.model_id is not None)
+
+    @property
+    def unavailable(self) -> tuple[ZooEntry, ...]:
+        """The entries without a loadable copy (kept in the zoo to document the set, with a note)."""
+        return tuple(entry for entry in self.entries if entry.model_id is None)
+
+
+def zoo_path(name_or_path: str | Path) -> Path:
+    """The YAML file of a shipped zoo name (``demo``) or of a path to a zoo file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"zoo file {path} does not exist")
+        return path
+    shipped = ZOO_DIR / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        raise FileNotFoundError(f"no zoo named {str(name_or_path)!r}; shipped zoos: {', '.join(zoo_names())} "
+                                f"(in {ZOO_DIR}), or pass the path of a zoo YAML file")
+    return shipped
+
+
+def zoo_names() -> list[str]:
+    """Names of the shipped zoos, sorted."""
+    return sorted(path.stem for path in ZOO_DIR.glob("*.yaml"))
+
+
+def load_zoo(name_or_path: str | Path) -> Zoo:
+    """Read and validate a zoo by shipped name or by path; ValueError names the bad entry and the fix."""
+    path = zoo_path(name_or_path)
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or not isinstance(document.get("models"), list):
+        raise ValueError(f"zoo file {path}: expected a mapping with a 'models' list")
+    unknown = set(document) - _ZOO_KEYS
+    if unknown:
+        raise ValueError(f"zoo file {path}: unknown keys {sorted(unknown)}; allowed: {sorted(_ZOO_KEYS)}")
+    base_dir = (path.parent / str(document.get("base_dir", "."))).resolve()
+    entries = tuple(_read_entry(raw, base_dir, f"zoo file {path}, model {index}")
+                    for index, raw in enumerate(document["models"]))
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.model_id is not None and entry.model_id in seen:
+            raise ValueError(f"zoo file {path}: model {entry.model_id!r} is listed twice")
+        seen.add(entry.model_id or "")
+    return Zoo(str(document.get("name", path.stem)), str(document.get("description", "")).strip(), path, entries)
+
+
+def resolve_local_dir(model_id: str, base_dir: Path) -> str:
+    """``model_id`` with a relative ``local-dir:`` path made absolute against ``base_dir``; other ids unchanged."""
+    if not model_id.startswith(LOCAL_DIR_PREFIX):
+        return model_id
+    folder = Path(model_id[len(LOCAL_DIR_PREFIX):]).expanduser()
+    return LOCAL_DIR_PREFIX + str(folder if folder.is_absolute() else (base_dir / folder).resolve())
+
+
+def _read_entry(raw: object, base_dir: Path, where: str) -> ZooEntry:
+    if isinstance(raw, str):
+        raw = {"id": raw}
+    if not isinstance(raw, dict) or "id" not in raw:
+        raise ValueError(f"{where}: expected a mapping with an 'id' (null when the model has no loadable copy), "
+                         f"got {raw!r}")
+    unknown = set(raw) - _ENTRY_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_ENTRY_KEYS)}")
+    model_id = raw["id"]
+    if model_id is not None and (not isinstance(model_id, str) or not model_id.strip()):
+        raise ValueError(f"{where}: 'id' must be a non-empty string or null, got {model_id!r}")
+    if model_id is None and not raw.get("note"):
+        raise ValueError(f"{where}: an entry without an id needs a 'note' saying why and where the weights are")
+    params = raw.get("params")
+    if params is not None and (not isinstance(params, int) or isinstance(params, bool) or params <= 0):
+        raise ValueError(f"{where}: 'params' must be a positive integer (the true parameter count), got {params!r}")
+    revision = raw.get("revision")
+    return ZooEntry(
+        model_id=model_id,
+        load_id=None if model_id is None else resolve_local_dir(model_id, base_dir),
+        revision=None if revision is None else str(revision),
+        label=raw.get("label"),
+        params=params,
+        note=raw.get("note"),
+    )
