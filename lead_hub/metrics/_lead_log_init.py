@@ -1,0 +1,182 @@
+"""LEAD step 1: the initial logits ``log_init`` (N×K) from a linear multi-class classifier on the features.
+
+Options (METHOD.md §3, open points 2 and 3):
+
+``classifier``
+    ``"ridge"``: least squares on ±1 one-vs-rest targets with an unpenalised intercept, solved in closed form,
+    ``W = (ZᵀZ + α·N·P)⁻¹ ZᵀY`` (P = identity except 0 on the intercept). Fast: one D×D Gram matrix
+    (computed in float32 by BLAS, solved in float64), and k-fold out-of-fold predictions reuse it.
+    ``"ovr_svm"``: scikit-learn ``LinearSVC`` one-vs-rest (the paper's SVM). ``"cs_svm"``: Crammer–Singer
+    multi-class ``LinearSVC``. ``"logistic"``: multinomial ``LogisticRegression`` (lbfgs).
+``fit``
+    ``"in_sample"``: fit and predict on the same samples (the paper's wording); ``"out_of_fold"``: stratified
+    k-fold, each sample predicted by the classifier that did not see it; folds are dealt by content keys
+    (``_content_keys``), so they do not depend on sample order or class ids.
+``margins``
+    ``"softmax"``: ``softmax(m)`` of the raw margins m; ``"calibrated"``: ``softmax(m / T)`` with the one
+    temperature T > 0 that minimises the cross-entropy of the margins against the labels (a 1-D fit, the same
+    rule for every model); ``"raw"``: the margins themselves (only meaningful with ``ce_form="softmax_ce"``).
+
+Features are standardised per dimension first (constant dimensions are dropped), so the regularisation strength
+means the same for every model whatever its feature scale.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+
+from lead_hub.metrics._content_keys import content_keys, spread_over_folds
+
+CLASSIFIERS = ("ridge", "ovr_svm", "cs_svm", "logistic")
+FITS = ("in_sample", "out_of_fold")
+MARGINS = ("softmax", "calibrated", "raw")
+
+
+def standardize_columns(features: np.ndarray) -> np.ndarray:
+    """``(Z − mean) / std`` per column in float64, constant columns (std = 0) dropped."""
+    mean = features.mean(axis=0)
+    std = features.std(axis=0)
+    keep = std > 1e-12 * max(1.0, float(np.abs(mean).max(initial=0.0)))
+    if not keep.any():
+        raise ValueError("every feature dimension is constant: the model's features carry no information")
+    return (features[:, keep] - mean[keep]) / std[keep]
+
+
+def initial_logits(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    classifier: str = "ridge",
+    fit: str = "out_of_fold",
+    margins: str = "softmax",
+    regularization: float = 1e-2,
+    folds: int = 5,
+    seed: int = 0,
+) -> np.ndarray:
+    """``log_init`` as an N×K float64 array: normalised per-class outputs of the chosen linear classifier.
+
+    ``regularization`` is α of the ridge penalty α·N·‖W‖² and, for the SVMs and logistic regression, the inverse
+    of scikit-learn's C per sample: C = 1 / (α·N), so the penalty weighs the same against the data term.
+    """
+    _check_choice("classifier", classifier, CLASSIFIERS)
+    _check_choice("fit", fit, FITS)
+    _check_choice("margins", margins, MARGINS)
+    standardized = standardize_columns(features)
+    if fit == "in_sample":
+        raw = _fit_predict(standardized, labels, num_classes, standardized, classifier, regularization, seed)
+    else:
+        raw = _out_of_fold(standardized, labels, num_classes, classifier, regularization, folds, seed)
+    return normalise_margins(raw, labels, margins)
+
+
+def normalise_margins(raw: np.ndarray, labels: np.ndarray, margins: str) -> np.ndarray:
+    """Turn raw margins into ``log_init`` with the ``margins`` rule of the module docstring."""
+    if margins == "raw":
+        return raw
+    if margins == "softmax":
+        return softmax(raw, axis=1)
+    return softmax(raw / fit_temperature(raw, labels), axis=1)
+
+
+def fit_temperature(raw: np.ndarray, labels: np.ndarray) -> float:
+    """The T > 0 minimising ``−mean log softmax(raw / T)[y]``, searched on log T in [−6, 6] (bounded Brent)."""
+    rows = np.arange(len(labels))
+
+    def cross_entropy(log_temperature: float) -> float:
+        return float(-log_softmax(raw * np.exp(-log_temperature), axis=1)[rows, labels].mean())
+
+    result = minimize_scalar(cross_entropy, bounds=(-6.0, 6.0), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(result.x))
+
+
+def _out_of_fold(standardized, labels, num_classes, classifier, regularization, folds, seed) -> np.ndarray:
+    fold_of_sample = spread_over_folds(labels, content_keys(standardized, seed), folds)
+    if classifier == "ridge":
+        return _ridge_out_of_fold(standardized, labels, num_classes, regularization, fold_of_sample)
+    raw = np.empty((len(labels), num_classes))
+    for fold in np.unique(fold_of_sample):
+        held_out = fold_of_sample == fold
+        raw[held_out] = _fit_predict(standardized[~held_out], labels[~held_out], num_classes,
+                                     standardized[held_out], classifier, regularization, seed)
+    return raw
+
+
+def _fit_predict(train, train_labels, num_classes, test, classifier, regularization, seed) -> np.ndarray:
+    if classifier == "ridge":
+        gram, cross = _ridge_statistics(train, train_labels, num_classes)
+        return _with_intercept(test) @ _ridge_solve(gram, cross, regularization * len(train))
+    return _sklearn_margins(train, train_labels, num_classes, test, classifier, regularization, seed)
+
+
+def _with_intercept(features: np.ndarray) -> np.ndarray:
+    return np.hstack([features, np.ones((len(features), 1))])
+
+
+def _ridge_targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    targets = -np.ones((len(labels), num_classes))
+    targets[np.arange(len(labels)), labels] = 1.0
+    return targets
+
+
+def _ridge_statistics(features, labels, num_classes) -> tuple[np.ndarray, np.ndarray]:
+    """(XᵀX, XᵀY) with X the features plus an intercept column; the Gram is accumulated by float32 BLAS."""
+    augmented = _with_intercept(features).astype(np.float32)
+    gram = (augmented.T @ augmented).astype(np.float64)
+    cross = _with_intercept(features).T @ _ridge_targets(labels, num_classes)
+    return gram, cross
+
+
+def _ridge_solve(gram: np.ndarray, cross: np.ndarray, penalty: float) -> np.ndarray:
+    regularized = gram.copy()
+    diagonal = np.arange(len(gram) - 1)
+    regularized[diagonal, diagonal] += penalty
+    regularized[-1, -1] += 1e-9 * max(1.0, regularized[-1, -1])
+    return cho_solve(cho_factor(regularized), cross)
+
+
+def _ridge_out_of_fold(standardized, labels, num_classes, regularization, fold_of_sample) -> np.ndarray:
+    """k-fold ridge from one Gram per fold: fold f is predicted by (G − G_f + αN_{−f}P)⁻¹ (XᵀY − X_fᵀY_f)."""
+    folds = np.unique(fold_of_sample)
+    per_fold = {fold: _ridge_statistics(standardized[fold_of_sample == fold], labels[fold_of_sample == fold],
+                                        num_classes) for fold in folds}
+    total_gram = sum(gram for gram, _ in per_fold.values())
+    total_cross = sum(cross for _, cross in per_fold.values())
+    raw = np.empty((len(labels), num_classes))
+    for fold, (gram, cross) in per_fold.items():
+        held_out = fold_of_sample == fold
+        weights = _ridge_solve(total_gram - gram, total_cross - cross, regularization * int((~held_out).sum()))
+        raw[held_out] = _with_intercept(standardized[held_out]) @ weights
+    return raw
+
+
+def _sklearn_margins(train, train_labels, num_classes, test, classifier, regularization, seed) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    inverse_penalty = 1.0 / (regularization * len(train))
+    if classifier == "logistic":
+        model = LogisticRegression(C=inverse_penalty, max_iter=500, tol=1e-4)
+    else:
+        multi_class = "crammer_singer" if classifier == "cs_svm" else "ovr"
+        model = LinearSVC(C=inverse_penalty, multi_class=multi_class, max_iter=2000, tol=1e-4, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(converge|multi_class).*")
+        model.fit(train, train_labels)
+    decision = model.decision_function(test)
+    if decision.ndim == 1:  # two classes: scikit-learn returns the margin of class 1 only
+        half = 2.0 if classifier == "logistic" else 1.0
+        decision = np.stack([-decision, decision], axis=1) / half
+    # Every class has >= 2 samples and stratified folds spread them, so each training fold holds every class.
+    assert decision.shape[1] == num_classes, (decision.shape, num_classes)
+    return decision
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"lead: {name}={value!r} is not one of {', '.join(choices)}")
