@@ -1,0 +1,329 @@
+"""The ranked result of scoring candidate models on one dataset: a table with its provenance.
+
+``Leaderboard.table`` has one row per model, best first by the primary metric (the first metric asked for):
+
+=================  ===============================================================================================
+``rank``           1 = predicted to fine-tune best; equal scores share a rank; empty where the primary score is NaN
+``model_id``       the candidate as given (zoo id, Hub id, ``local-dir:`` folder)
+``model_revision`` Hub commit sha, or ``sha256:<digest>`` of a local folder's files
+``<metric>``       one column per metric, named by the metric (``lead``, ``logme``, ...); higher is better; NaN
+                   where the metric is not applicable to the model or failed (``notes`` says which)
+``feature_dim``    width D of the pooled features the metrics saw
+``num_params``     true parameter count of the backbone
+``extract_seconds`` wall time of the feature extraction (0 when read from the feature cache)
+``score_seconds``  wall time of all metrics on this model (a set-relative metric's time is split evenly)
+``pareto``         True if no other model is at most as large and at least as good on the primary metric, and
+                   strictly one of the two (the score-versus-size Pareto front)
+``notes``          why a score is missing, or other remarks; empty otherwise
+=================  ===============================================================================================
+
+``provenance`` is a JSON-ready dict: dataset, split, revision, samples, seed, metrics and their options, image size,
+library versions. ``per_class`` (optional) holds per-class diagnostics, one row per (model, class).
+
+Formats: CSV (table only: CSV has nowhere to keep metadata), JSON (table, provenance and per-class diagnostics),
+parquet (provenance in the schema metadata), markdown (a pipe table, the provenance as a list and, for loading
+back, as JSON in an HTML comment; numbers to 6 significant digits) and a PNG chart. ``Leaderboard.load`` reads
+any of the first four.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.table import Table
+
+FIXED_COLUMNS_BEFORE = ("rank", "model_id", "model_revision")
+FIXED_COLUMNS_AFTER = ("feature_dim", "num_params", "extract_seconds", "score_seconds", "pareto", "notes")
+FORMATS = ("csv", "json", "parquet", "md", "png")
+_INTEGER_COLUMNS = ("rank", "feature_dim", "num_params")
+_TEXT_COLUMNS = ("model_id", "model_revision", "notes")
+_PARQUET_KEY = b"lead_hub.provenance"
+_MARKDOWN_MARK = "lead_hub provenance:"
+_JSON_FORMAT = "lead_hub.leaderboard/1"
+
+
+@dataclass
+class Leaderboard:
+    """A ranked table of models with the provenance of the run that produced it (see the module docstring)."""
+
+    table: pd.DataFrame
+    provenance: dict
+    per_class: pd.DataFrame | None = None
+
+    @classmethod
+    def from_rows(cls, rows: list[dict], provenance: dict, per_class: pd.DataFrame | None = None) -> "Leaderboard":
+        """Rank ``rows`` (dicts with ``model_id``, one key per metric of ``provenance["metrics"]`` and the other
+        columns) by ``provenance["metrics"][0]``, higher first, NaN last; add ``rank`` and ``pareto``."""
+        metrics = list(provenance["metrics"])
+        columns = [*FIXED_COLUMNS_BEFORE, *metrics, *FIXED_COLUMNS_AFTER]
+        table = pd.DataFrame(rows, columns=[column for column in columns if column not in ("rank", "pareto")])
+        table = _typed(table, metrics)
+        primary = metrics[0]
+        table = table.sort_values(primary, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+        table["rank"] = table[primary].rank(method="min", ascending=False).astype("Int64")
+        table["pareto"] = pareto_front(table[primary].to_numpy(float), table["num_params"].to_numpy(float))
+        return cls(table[columns], dict(provenance), per_class)
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metric columns, primary first."""
+        return list(self.provenance["metrics"])
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def best_model(self) -> str | None:
+        """The model ranked first, or None when no model has a primary score."""
+        ranked = self.table.dropna(subset=[self.primary_metric])
+        return None if ranked.empty else str(ranked.iloc[0]["model_id"])
+
+    # ---- writing ---------------------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path, *, formats: tuple[str, ...] = FORMATS, stem: str = "leaderboard") -> list[Path]:
+        """Write ``<directory>/<stem>.<format>`` for each format (csv, json, parquet, md, png); return the paths."""
+        unknown = set(formats) - set(FORMATS)
+        if unknown:
+            raise ValueError(f"unknown leaderboard formats {sorted(unknown)}; choose among {', '.join(FORMATS)}")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        writers = {"csv": self.to_csv, "json": self.to_json, "parquet": self.to_parquet, "md": self.to_markdown,
+                   "png": self.plot}
+        paths = []
+        for extension in formats:
+            path = directory / f"{stem}.{extension}"
+            writers[extension](path)
+            paths.append(path)
+        return paths
+
+    def to_csv(self, path: str | Path) -> None:
+        """The table as CSV (no provenance: keep the JSON or parquet file for that)."""
+        self.table.to_csv(path, index=False)
+
+    def to_json(self, path: str | Path) -> None:
+        """``{"format", "provenance", "table": [rows], "per_class": [rows] | null}``; NaN becomes null."""
+        document = {
+            "format": _JSON_FORMAT,
+            "provenance": self.provenance,
+            "table": _records(self.table),
+            "per_class": None if self.per_class is None else _records(self.per_class),
+        }
+        Path(path).write_text(json.dumps(document, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+    def to_parquet(self, path: str | Path) -> None:
+        """The table as parquet with the provenance as JSON under the schema metadata key ``lead_hub.provenance``."""
+        arrow = pa.Table.from_pandas(self.table, preserve_index=False)
+        metadata = {**(arrow.schema.metadata or {}), _PARQUET_KEY: json.dumps(self.provenance).encode()}
+        pq.write_table(arrow.replace_schema_metadata(metadata), path)
+
+    def to_markdown(self, path: str | Path | None = None) -> str:
+        """A markdown report: the table, then the provenance; written to ``path`` when given."""
+        lines = [_markdown_table(self.table), "", "Provenance:", ""]
+        lines += [f"- **{key}**: {_inline(value)}" for key, value in self.provenance.items()]
+        lines += ["", f"<!-- {_MARKDOWN_MARK} {json.dumps(self.provenance, allow_nan=False)} -->", ""]
+        text = "\n".join(lines)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def plot(self, path: str | Path) -> None:
+        """A PNG: the primary score per model (bars from the worst score, best on top) and score versus size with
+        the Pareto front."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        primary = self.primary_metric
+        scored = self.table.dropna(subset=[primary]).iloc[::-1]
+        figure, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 0.45 * max(len(scored), 4) + 1.6),
+                                               gridspec_kw={"width_ratios": [3, 2]})
+        scores = scored[primary].to_numpy(float)
+        if len(scores):
+            span = float(np.ptp(scores)) or max(abs(float(scores[0])), 1.0)
+            floor = float(scores.min()) - 0.1 * span
+            colours = ["tab:orange" if on_front else "tab:blue" for on_front in scored["pareto"]]
+            bars.barh(scored["model_id"].map(_short_name), scores - floor, left=floor, color=colours)
+            for row, score in enumerate(scores):
+                bars.text(score, row, f" {score:.4g}", va="center", fontsize=8)
+            bars.set_xlim(floor, float(scores.max()) + 0.25 * span)
+        bars.set_xlabel(f"{primary} (higher is better; orange: on the Pareto front)")
+        bars.set_title(f"{self.provenance.get('dataset', '')} [{self.provenance.get('split', '')}]", fontsize=10)
+        sized = scored.dropna(subset=["num_params"])
+        scatter.scatter(sized["num_params"].astype(float), sized[primary], color="tab:blue")
+        front = sized[sized["pareto"]].sort_values("num_params")
+        scatter.plot(front["num_params"].astype(float), front[primary], color="tab:orange", marker="o",
+                     label="Pareto front")
+        for _, row in sized.iterrows():
+            scatter.annotate(_short_name(row["model_id"]), (float(row["num_params"]), row[primary]), fontsize=7)
+        scatter.set_xscale("log")
+        scatter.set_xlabel("parameters")
+        scatter.set_ylabel(primary)
+        scatter.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+
+    def to_rich(self) -> Table:
+        """A rich console table: the score columns, size, times, Pareto flag and notes."""
+        table = Table(title=f"lead_hub leaderboard: {self.provenance.get('dataset', '')} "
+                            f"[{self.provenance.get('split', '')}], {self.provenance.get('samples', '?')} samples")
+        shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto",
+                 "notes"]
+        headers = {"num_params": "params", "extract_seconds": "extract s", "score_seconds": "score s"}
+        for column in shown:
+            table.add_column(headers.get(column, column), justify="left" if column in ("model_id", "notes") else "right",
+                             overflow="fold")
+        for _, row in self.table.iterrows():
+            table.add_row(*(_display(column, row[column]) for column in shown))
+        return table
+
+    def __rich__(self) -> Table:
+        return self.to_rich()
+
+    # ---- reading ---------------------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Leaderboard":
+        """Read a leaderboard written by ``save`` (csv, json, parquet or md, by extension)."""
+        path = Path(path)
+        readers = {".csv": _read_csv, ".json": _read_json, ".parquet": _read_parquet, ".md": _read_markdown}
+        if path.suffix not in readers:
+            raise ValueError(f"cannot read a leaderboard from {path}: expected one of {', '.join(readers)}")
+        table, provenance, per_class = readers[path.suffix](path)
+        if "metrics" not in provenance:
+            provenance = {**provenance, "metrics": _metric_columns(table)}
+        return cls(_typed(table, provenance["metrics"]), provenance, per_class)
+
+
+def pareto_front(scores: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Boolean mask of the models on the score-versus-size Pareto front.
+
+    Model i is on the front unless some model j has ``size_j <= size_i`` and ``score_j >= score_i`` with at least
+    one inequality strict. Models with a NaN score or size are never on the front (and dominate nothing).
+    """
+    scores = np.asarray(scores, dtype=float)
+    sizes = np.asarray(sizes, dtype=float)
+    valid = np.isfinite(scores) & np.isfinite(sizes)
+    on_front = np.zeros(len(scores), dtype=bool)
+    for index in np.flatnonzero(valid):
+        others = valid & (sizes <= sizes[index]) & (scores >= scores[index])
+        strictly = (sizes < sizes[index]) | (scores > scores[index])
+        on_front[index] = not np.any(others & strictly)
+    return on_front
+
+
+def _typed(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """The known columns cast to their types (integers nullable, text with empty strings for missing)."""
+    table = table.copy()
+    for column in table.columns:
+        if column in _INTEGER_COLUMNS:
+            table[column] = pd.to_numeric(table[column]).astype("Int64")
+        elif column in _TEXT_COLUMNS:
+            table[column] = table[column].astype(object).where(table[column].notna(), "").astype(str)
+        elif column == "pareto":
+            table[column] = table[column].map(lambda value: value in (True, "True", "true", 1)).astype(bool)
+        elif column in metrics or column in ("extract_seconds", "score_seconds"):
+            table[column] = pd.to_numeric(table[column]).astype(float)
+    return table
+
+
+def _metric_columns(table: pd.DataFrame) -> list[str]:
+    fixed = set(FIXED_COLUMNS_BEFORE) | set(FIXED_COLUMNS_AFTER)
+    return [column for column in table.columns if column not in fixed]
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts: numpy and pandas scalars to Python, NaN and NA to None."""
+    return [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _plain(value):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, np.ndarray):
+        return [_plain(item) for item in value.tolist()]
+    return value
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, dict, None]:
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]), {}, None
+
+
+def _read_json(path: Path) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if document.get("format") != _JSON_FORMAT:
+        raise ValueError(f"{path} is not a lead_hub leaderboard (format {document.get('format')!r}, "
+                         f"expected {_JSON_FORMAT!r})")
+    per_class = None if document.get("per_class") is None else pd.DataFrame(document["per_class"])
+    return pd.DataFrame(document["table"]), document["provenance"], per_class
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict, None]:
+    arrow = pq.read_table(path)
+    provenance = json.loads((arrow.schema.metadata or {}).get(_PARQUET_KEY, b"{}"))
+    return arrow.to_pandas(), provenance, None
+
+
+def _read_markdown(path: Path) -> tuple[pd.DataFrame, dict, None]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines if line.startswith("|")]
+    if len(rows) < 2:
+        raise ValueError(f"{path}: no markdown pipe table found")
+    header, body = rows[0], rows[2:]
+    table = pd.DataFrame(body, columns=header).replace({"": None, "nan": None})
+    provenance = {}
+    for line in lines:
+        if line.startswith("<!--") and _MARKDOWN_MARK in line:
+            provenance = json.loads(line.split(_MARKDOWN_MARK, 1)[1].rsplit("-->", 1)[0])
+    return table, provenance, None
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(table[column]) and column != "pareto" else "---"
+                          for column in table.columns) + "|"
+    body = ["| " + " | ".join(_markdown_cell(value) for value in row) + " |"
+            for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _markdown_cell(value) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.6g}"
+    return str(value).replace("|", "\\|")
+
+
+def _inline(value) -> str:
+    return f"`{json.dumps(value)}`" if isinstance(value, (dict, list)) else str(value)
+
+
+def _display(column: str, value) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "n/a" if column not in ("rank", "notes") else ""
+    if column == "num_params":
+        return f"{int(value) / 1e6:.2f} M" if value >= 100_000 else f"{int(value):,}"
+    if column.endswith("_seconds"):
+        return f"{value:.1f}"
+    if column == "pareto":
+        return "yes" if value else ""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _short_name(model_id: str) -> str:
+    """The last path component of an id: ``local-dir:demo/models/x`` and ``hf-hub:timm/x`` both give ``x``."""
+    return model_id.rsplit("/", 1)[-1].removeprefix("local-dir:").removeprefix("hf-hub:")
