@@ -1,0 +1,399 @@
+"""Feature extraction: pooled features and source logits of a model on a dataset, batched, cached, resumable.
+
+One call of :func:`extract_features` runs one :class:`~lead_hub.models.Backbone` over a
+:class:`~lead_hub.data.LabeledImages` on accelerate's device (a GPU when present, with bfloat16 autocast where the
+GPU supports it; the CPU in float32 otherwise), decoding images in DataLoader workers. :func:`extract_many` does
+it for a list of model ids, sharding the models across the processes of ``accelerate launch``.
+
+The disk cache holds one entry per (model id, model revision, image size, dataset key, compute dtype, feature
+format version). An entry is filled chunk by chunk (``chunk_size`` images, each written atomically), so a run that
+is killed resumes from its last finished chunk; the finished entry holds the whole result and a second run
+recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from lead_hub.data import LabeledImages
+from lead_hub.models import Backbone, load_backbone, resolve_revision
+
+logger = logging.getLogger(__name__)
+
+# Bump when the meaning or layout of cached arrays changes: old entries are then never read.
+FEATURE_FORMAT_VERSION = 1
+DEFAULT_CHUNK_SIZE = 256
+
+
+@dataclass
+class ExtractedFeatures:
+    """Features and source logits of one model on one dataset sample, with how they were computed.
+
+    ``features`` is float32 ``(N, D)`` and ``source_logits`` float32 ``(N, C_s)`` or ``None`` (no classifier);
+    row i belongs to image i of the dataset and to ``labels[i]``. ``seconds`` and ``images_per_second`` describe
+    the run that computed the rows (decode + transform + forward); ``from_cache`` says the arrays were read back.
+    ``model`` is the backbone's provenance (:meth:`~lead_hub.models.Backbone.provenance`).
+    """
+
+    model_id: str
+    revision: str
+    image_size: int | None
+    features: np.ndarray
+    source_logits: np.ndarray | None
+    labels: np.ndarray
+    seconds: float
+    images_per_second: float
+    device: str
+    dtype: str
+    batch_size: int
+    from_cache: bool = False
+    model: dict = field(default_factory=dict)
+
+
+def extract_features(
+    backbone: Backbone,
+    images: LabeledImages,
+    *,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    cache_dir: str | Path | None = None,
+    dataset_key: str | Mapping | None = None,
+    progress: bool = True,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> ExtractedFeatures:
+    """Run ``backbone`` over every image of ``images``: pooled features and source logits, in dataset order.
+
+    ``batch_size`` images go through the network at once; on ``torch.OutOfMemoryError`` the batch is halved (and
+    stays halved) until it fits. ``num_workers`` DataLoader processes decode and transform images (default: one
+    per spare CPU core, at most 4). With ``cache_dir`` the result is cached (see the module docstring);
+    ``dataset_key`` names the dataset sample in the cache key (e.g. :func:`dataset_cache_key`); without it the
+    key is a fingerprint of the images' bytes and labels.
+    """
+    if batch_size < 1 or chunk_size < 1:
+        raise ValueError(f"batch_size ({batch_size}) and chunk_size ({chunk_size}) must be >= 1")
+    device, dtype = _device_and_dtype()
+    entry = None
+    if cache_dir is not None:
+        dataset_identity = dataset_key if dataset_key is not None else dataset_fingerprint(images)
+        entry = _CacheEntry.for_request(cache_dir, backbone.model_id, backbone.revision, backbone.image_size,
+                                        dataset_identity, images, dtype)
+        cached = entry.load_result()
+        if cached is not None:
+            return cached
+    return _compute(backbone, images, device, dtype, entry, batch_size, _worker_count(num_workers), progress,
+                    chunk_size)
+
+
+def extract_many(
+    model_ids: Sequence[str],
+    images: LabeledImages,
+    *,
+    image_size: int | None = None,
+    revisions: Mapping[str, str] | None = None,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    cache_dir: str | Path | None = None,
+    dataset_key: str | Mapping | None = None,
+    progress: bool = True,
+    on_error: str = "raise",
+) -> dict[str, ExtractedFeatures]:
+    """Features of every model in ``model_ids`` on ``images``, keyed (and ordered) by model id.
+
+    Single process: the models run one after the other. Under ``accelerate launch`` with P processes, process p
+    extracts models p, p + P, p + 2P, ... into ``cache_dir`` (required then), and every process returns all the
+    results, read back from the cache. A model whose features are already cached is not even loaded.
+    ``revisions`` pins Hub models (model id → branch, tag or commit). ``on_error="skip"`` logs a model that fails
+    to load or run and leaves it out of the result; ``"raise"`` raises (on every process) after all ran.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if len(set(model_ids)) != len(model_ids):
+        raise ValueError(f"model_ids holds duplicates: {sorted(m for m in set(model_ids) if model_ids.count(m) > 1)}")
+    state = PartialState()
+    if state.num_processes > 1 and cache_dir is None:
+        raise ValueError("extract_many under accelerate launch gathers results through the feature cache: "
+                         "pass cache_dir")
+    revisions = dict(revisions or {})
+    dataset_identity = dataset_key if dataset_key is not None else dataset_fingerprint(images)
+    outcomes = []
+    results = {}
+    for model_id in list(model_ids)[state.process_index::state.num_processes]:
+        try:
+            result = _extract_by_id(model_id, revisions.get(model_id), images, image_size, batch_size, num_workers,
+                                    cache_dir, dataset_identity, progress)
+        except Exception as error:  # noqa: BLE001 - one failing model must not hide the others' results
+            logger.warning("feature extraction failed for %s: %s", model_id, error)
+            if on_error == "raise" and state.num_processes == 1:
+                raise
+            outcomes.append((model_id, None, f"{type(error).__name__}: {error}"))
+            continue
+        results[model_id] = result
+        entry = _CacheEntry.for_request(cache_dir, model_id, result.revision, image_size, dataset_identity, images,
+                                        result.dtype) if cache_dir is not None else None
+        outcomes.append((model_id, None if entry is None else str(entry.folder), None))
+    if state.num_processes > 1:
+        outcomes = gather_object(outcomes)
+        for model_id, folder, _ in outcomes:
+            if folder is not None and model_id not in results:
+                results[model_id] = _CacheEntry(Path(folder)).load_result()
+    failures = {model_id: error for model_id, _, error in outcomes if error}
+    if failures and on_error == "raise":
+        raise RuntimeError(f"feature extraction failed for {len(failures)} model(s): {failures}")
+    return {model_id: results[model_id] for model_id in model_ids if model_id in results}
+
+
+def dataset_cache_key(source: str, *, split: str, revision: str | None = None, seed: int | None = None,
+                samples_per_class: int | None = None, max_samples: int | None = None) -> dict:
+    """The cache identity of a dataset sample: source id, revision, split and how the sample was drawn."""
+    return {"source": source, "revision": revision, "split": split, "seed": seed,
+            "samples_per_class": samples_per_class, "max_samples": max_samples}
+
+
+def dataset_fingerprint(images: LabeledImages) -> str:
+    """``sha256:<hex>`` over the stored bytes (or paths) of every image and every label, in row order."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(images.labels, dtype=np.int64).tobytes())
+    table_rows = images.dataset.with_format("arrow")
+    for start in range(0, len(images), 1024):
+        for cell in table_rows[start:start + 1024].column(images.image_column).to_pylist():
+            stored = cell if isinstance(cell, (bytes, str)) else (cell.get("bytes") or cell.get("path") or b"")
+            digest.update(stored.encode() if isinstance(stored, str) else stored)
+            digest.update(b"\0")
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _extract_by_id(model_id, revision, images, image_size, batch_size, num_workers, cache_dir, dataset_identity,
+                   progress) -> ExtractedFeatures:
+    if cache_dir is not None:
+        _, dtype = _device_and_dtype()
+        entry = _CacheEntry.for_request(cache_dir, model_id, resolve_revision(model_id, revision=revision),
+                                        image_size, dataset_identity, images, dtype)
+        cached = entry.load_result()
+        if cached is not None:
+            return cached
+    backbone = load_backbone(model_id, revision=revision, image_size=image_size)
+    return extract_features(backbone, images, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,
+                            dataset_key=dataset_identity, progress=progress)
+
+
+# ---- computation -------------------------------------------------------------------------------------------------
+
+def _device_and_dtype() -> tuple[torch.device, torch.dtype]:
+    """Accelerate's device; bfloat16 autocast on a GPU that supports it, float32 everywhere else."""
+    device = PartialState().device
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return device, torch.bfloat16
+    return device, torch.float32
+
+
+def _worker_count(num_workers: int | None) -> int:
+    if num_workers is not None:
+        return num_workers
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+class _TransformedImages(torch.utils.data.Dataset):
+    """Image i of a LabeledImages, decoded to RGB and passed through a model's transform."""
+
+    def __init__(self, images: LabeledImages, transform):
+        self.images = images
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.images.image(index))
+
+
+def _chunk_batches(chunks: list[tuple[int, int]], batch_size: int) -> Iterator[list[int]]:
+    """Row-index batches of at most ``batch_size`` that never straddle a chunk boundary."""
+    for start, stop in chunks:
+        for batch_start in range(start, stop, batch_size):
+            yield list(range(batch_start, min(batch_start + batch_size, stop)))
+
+
+def _compute(backbone: Backbone, images: LabeledImages, device: torch.device, dtype: torch.dtype,
+             entry: "_CacheEntry | None", batch_size: int, num_workers: int, progress: bool,
+             chunk_size: int) -> ExtractedFeatures:
+    chunks = [(start, min(start + chunk_size, len(images))) for start in range(0, len(images), chunk_size)]
+    done = entry.finished_chunks(chunks) if entry is not None else {}
+    todo = [chunk for chunk in chunks if chunk not in done]
+    network = backbone.network.to(device).eval()
+    loader = torch.utils.data.DataLoader(
+        _TransformedImages(images, backbone.transform),
+        batch_sampler=list(_chunk_batches(todo, batch_size)),
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    micro_batch = batch_size
+    pending: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    chunk_iter = iter(todo)
+    current = next(chunk_iter, None)
+    rows_in_chunk = 0
+    computed_rows = sum(stop - start for start, stop in todo)
+    bar = tqdm(total=len(images), initial=len(images) - computed_rows, desc=backbone.model_id, unit="img",
+               disable=not progress)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for pixels in loader:
+            features, logits, micro_batch = _forward_with_backoff(backbone, network, pixels, device, dtype,
+                                                                  micro_batch)
+            pending.append((features, logits))
+            rows_in_chunk += len(pixels)
+            bar.update(len(pixels))
+            if rows_in_chunk == current[1] - current[0]:
+                done[current] = _concatenate(pending)
+                if entry is not None:
+                    entry.write_chunk(current, *done[current])
+                pending, rows_in_chunk, current = [], 0, next(chunk_iter, None)
+    seconds = time.perf_counter() - started
+    bar.close()
+    network.to("cpu")
+    features = np.concatenate([done[chunk][0] for chunk in chunks]) if chunks else np.zeros((0, backbone.feature_dim),
+                                                                                             np.float32)
+    logits = (np.concatenate([done[chunk][1] for chunk in chunks]) if backbone.has_head and chunks else None)
+    result = ExtractedFeatures(
+        model_id=backbone.model_id,
+        revision=backbone.revision,
+        image_size=backbone.image_size,
+        features=features,
+        source_logits=logits,
+        labels=np.asarray(images.labels, dtype=np.int64),
+        seconds=seconds,
+        images_per_second=computed_rows / seconds if seconds > 0 else float("inf"),
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+        batch_size=micro_batch,
+        model=backbone.provenance(),
+    )
+    if entry is not None:
+        entry.write_result(result)
+    return result
+
+
+def _forward_with_backoff(backbone, network, pixels, device, dtype, micro_batch):
+    """Forward ``pixels`` in slices of ``micro_batch``, halving it on out-of-memory; returns the final size too."""
+    outputs = []
+    start = 0
+    while start < len(pixels):
+        piece = pixels[start:start + micro_batch].to(device, non_blocking=True)
+        try:
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                features, logits = network(piece)
+        except torch.OutOfMemoryError:
+            if micro_batch == 1:
+                raise
+            del piece
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            micro_batch //= 2
+            logger.warning("%s: out of memory, batch size halved to %d", backbone.model_id, micro_batch)
+            continue
+        outputs.append((features.float().cpu(), None if logits is None else logits.float().cpu()))
+        start += len(piece)
+    features, logits = _concatenate(outputs)
+    return features, logits, micro_batch
+
+
+def _concatenate(parts) -> tuple[np.ndarray, np.ndarray | None]:
+    features = np.concatenate([np.asarray(f, dtype=np.float32) for f, _ in parts])
+    has_logits = parts[0][1] is not None
+    logits = np.concatenate([np.asarray(l, dtype=np.float32) for _, l in parts]) if has_logits else None
+    return features, logits
+
+
+# ---- cache -------------------------------------------------------------------------------------------------------
+
+class _CacheEntry:
+    """One cache folder: ``request.json``, ``chunk-<start>-<stop>.npz`` while filling, then ``features.npz`` +
+    ``result.json`` (written last: its presence marks the entry complete)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @classmethod
+    def for_request(cls, cache_dir, model_id, revision, image_size, dataset_identity, images, dtype):
+        request = {
+            "feature_format_version": FEATURE_FORMAT_VERSION,
+            "model": {"id": model_id, "revision": revision, "image_size": image_size},
+            "dataset": dataset_identity,
+            "num_images": len(images),
+            "labels_sha256": hashlib.sha256(np.ascontiguousarray(images.labels, np.int64).tobytes()).hexdigest(),
+            "dtype": str(dtype).removeprefix("torch."),
+        }
+        key = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.split("/")[-1])[-60:]
+        entry = cls(Path(cache_dir) / f"{slug}-{key[:16]}")
+        entry.folder.mkdir(parents=True, exist_ok=True)
+        if not (entry.folder / "request.json").exists():
+            _atomic_write(entry.folder / "request.json", json.dumps(request, indent=1, default=str).encode())
+        return entry
+
+    def load_result(self) -> ExtractedFeatures | None:
+        meta_file = self.folder / "result.json"
+        if not meta_file.exists():
+            return None
+        meta = json.loads(meta_file.read_text())
+        with np.load(self.folder / "features.npz") as arrays:
+            logits = arrays["source_logits"] if "source_logits" in arrays.files else None
+            return ExtractedFeatures(features=arrays["features"], source_logits=logits, labels=arrays["labels"],
+                                     from_cache=True, **meta)
+
+    def finished_chunks(self, chunks: list[tuple[int, int]]) -> dict:
+        finished = {}
+        for chunk in chunks:
+            path = self._chunk_path(chunk)
+            if path.exists():
+                with np.load(path) as arrays:
+                    logits = arrays["source_logits"] if "source_logits" in arrays.files else None
+                    finished[chunk] = (arrays["features"], logits)
+        if finished:
+            logger.info("resuming from %d finished chunks in %s", len(finished), self.folder)
+        return finished
+
+    def write_chunk(self, chunk: tuple[int, int], features: np.ndarray, logits: np.ndarray | None) -> None:
+        _atomic_save_npz(self._chunk_path(chunk), features=features,
+                         **({} if logits is None else {"source_logits": logits}))
+
+    def write_result(self, result: ExtractedFeatures) -> None:
+        arrays = {"features": result.features, "labels": result.labels}
+        if result.source_logits is not None:
+            arrays["source_logits"] = result.source_logits
+        _atomic_save_npz(self.folder / "features.npz", **arrays)
+        meta = {name: getattr(result, name) for name in ("model_id", "revision", "image_size", "seconds",
+                                                         "images_per_second", "device", "dtype", "batch_size",
+                                                         "model")}
+        _atomic_write(self.folder / "result.json", json.dumps(meta, indent=1).encode())
+        for chunk_file in self.folder.glob("chunk-*.npz"):
+            chunk_file.unlink()
+
+    def _chunk_path(self, chunk: tuple[int, int]) -> Path:
+        return self.folder / f"chunk-{chunk[0]:09d}-{chunk[1]:09d}.npz"
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers see the old file or the whole new one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(payload)
+    os.replace(temporary, path)
+
+
+def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(temporary, **arrays)
+    os.replace(temporary, path)
