@@ -143,6 +143,78 @@ def resolve_revision(model_id: str, *, revision: str | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class HubModelCandidate:
+    """A model found by :func:`search_hub_models`; ``model_id`` is what :func:`load_backbone` takes."""
+
+    model_id: str
+    library: str | None
+    pipeline_tag: str | None
+    downloads: int | None
+    likes: int | None
+    num_parameters: int | None
+    sha: str | None
+
+
+_SEARCH_FIELDS = ["downloads", "likes", "pipeline_tag", "library_name", "tags", "gated", "disabled", "safetensors",
+                  "sha"]
+
+
+def search_hub_models(
+    task: str = "image-classification",
+    *,
+    library: str | None = None,
+    sort: str = "downloads",
+    limit: int = 20,
+    min_params: int | None = None,
+    max_params: int | None = None,
+    search: str | None = None,
+    author: str | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+) -> list[HubModelCandidate]:
+    """Candidate models from the Hub: the first ``limit`` by ``sort`` (descending) with pipeline tag ``task``.
+
+    ``library`` keeps models of that library (``"timm"``, ``"transformers"``). Gated and disabled repos are left
+    out (lead_hub cannot load them unattended). ``min_params`` / ``max_params`` bound the parameter count the Hub
+    reports from the safetensors weights; with a bound, models whose count the Hub does not report are left out.
+    Filters are sent to the Hub and checked again on every answer, so a partial server cannot widen the result.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    bounds = [f"{name}:{_hub_parameter_bound(value, round_up=name == 'max')}"
+              for name, value in (("min", min_params), ("max", max_params)) if value is not None]
+    api = huggingface_hub.HfApi(endpoint=endpoint, token=token)
+    listing = api.list_models(pipeline_tag=task, filter=library, gated=False, search=search, author=author,
+                              num_parameters=",".join(bounds) or None, sort=sort, expand=_SEARCH_FIELDS)
+    found = []
+    for info in listing:
+        total = info.safetensors.total if info.safetensors is not None else None
+        if info.gated or info.disabled or info.pipeline_tag != task:
+            continue
+        if library is not None and library != info.library_name and library not in (info.tags or []):
+            continue
+        if (min_params is not None or max_params is not None) and total is None:
+            continue
+        if (min_params is not None and total < min_params) or (max_params is not None and total > max_params):
+            continue
+        found.append(HubModelCandidate(info.id, info.library_name, info.pipeline_tag, info.downloads, info.likes,
+                                       total, info.sha))
+        if len(found) == limit:
+            break
+    return found
+
+
+def _hub_parameter_bound(count: int, *, round_up: bool) -> str:
+    """A count in the Hub's range syntax (``6B``, ``350M``), rounded outward to whole units so that the server-side
+    filter never drops a model that the exact client-side check would keep."""
+    for unit, size in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if count >= size:
+            whole = -(-count // size) if round_up else count // size
+            return f"{whole}{unit}"
+    return str(count)
+
+
+@dataclass(frozen=True)
 class _ModelSource:
     """Where a model id points: its config.json, its exact revision, and how each library is told to load it."""
 
@@ -215,13 +287,13 @@ def _hub_config(model_id: str, repo_id: str, revision: str | None) -> Path:
                           "or log in") from error
     except huggingface_hub.errors.RevisionNotFoundError as error:
         raise LookupError(f"{model_id!r}: the Hub repo {repo_id!r} has no revision {revision!r}") from error
-    except huggingface_hub.errors.EntryNotFoundError as error:
-        raise LookupError(f"{model_id!r}: the Hub repo {repo_id!r} has no config.json, so it is not a timm or "
-                          "transformers model") from error
-    except huggingface_hub.errors.LocalEntryNotFoundError as error:
+    except huggingface_hub.errors.LocalEntryNotFoundError as error:  # before its parent class EntryNotFoundError
         raise LookupError(f"{model_id!r} (revision {revision or 'main'}) is not in the local HF cache and the Hub "
                           "cannot be reached (HF_HUB_OFFLINE=1 or no network): download it once online, "
                           "or point HF_HUB_CACHE at a cache that holds it") from error
+    except huggingface_hub.errors.EntryNotFoundError as error:
+        raise LookupError(f"{model_id!r}: the Hub repo {repo_id!r} has no config.json, so it is not a timm or "
+                          "transformers model") from error
 
 
 # ---- timm --------------------------------------------------------------------------------------------------------
