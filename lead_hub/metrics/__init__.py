@@ -7,7 +7,7 @@ on import; importing the package imports them all, so adding a metric needs no e
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from lead_hub.metrics._registry import MetricInfo, available, get, info, register, score_model_set
+from lead_hub.metrics._registry import MetricInfo, available, describe, get, info, register, score_model_set
 from lead_hub.metrics._validation import CheckedInputs, MetricNotApplicable, check_inputs
 
 for _module in _pkgutil.iter_modules(__path__):
@@ -20,6 +20,7 @@ __all__ = [
     "MetricNotApplicable",
     "available",
     "check_inputs",
+    "describe",
     "get",
     "info",
     "register",

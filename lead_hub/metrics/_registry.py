@@ -20,6 +20,7 @@ class MetricInfo:
 
     ``needs_source_logits``: the metric is not applicable to headless backbones.
     ``combine``: for set-relative metrics, maps ``{model: raw parts}`` to ``{model: score}``; None otherwise.
+    ``orientation``: what a higher score means, and the sign convention when the metric's raw value is negated.
     """
 
     name: str
@@ -29,6 +30,7 @@ class MetricInfo:
     needs_source_logits: bool = False
     combine: Callable[[dict[str, Any]], dict[str, float]] | None = None
     aliases: tuple[str, ...] = field(default=())
+    orientation: str = "higher is better"
 
 
 def register(
@@ -39,11 +41,12 @@ def register(
     needs_source_logits: bool = False,
     combine: Callable[[dict[str, Any]], dict[str, float]] | None = None,
     aliases: tuple[str, ...] = (),
+    orientation: str = "higher is better",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator adding a metric function to the registry under ``name`` (lower case) and its aliases."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        info = MetricInfo(name, function, summary, reference, needs_source_logits, combine, aliases)
+        info = MetricInfo(name, function, summary, reference, needs_source_logits, combine, aliases, orientation)
         for key in (name, *aliases):
             if key.lower() in _REGISTRY:
                 raise ValueError(f"metric name {key!r} is registered twice")
@@ -69,6 +72,24 @@ def get(name: str) -> Callable[..., Any]:
 def available() -> list[str]:
     """Primary names of every registered metric, sorted."""
     return sorted({entry.name for entry in _REGISTRY.values()})
+
+
+def describe() -> list[dict[str, Any]]:
+    """One row per registered metric: name, aliases, inputs it needs, orientation, set-relative or not, summary,
+    reference. The rows behind ``lead-hub metrics``."""
+    rows = []
+    for name in available():
+        entry = info(name)
+        rows.append({
+            "name": entry.name,
+            "aliases": list(entry.aliases),
+            "needs": "features + source logits" if entry.needs_source_logits else "features only",
+            "orientation": entry.orientation,
+            "set_relative": entry.combine is not None,
+            "summary": entry.summary,
+            "reference": entry.reference,
+        })
+    return rows
 
 
 def score_model_set(name: str, inputs: dict[str, dict[str, Any]], **options: Any) -> dict[str, float]:
