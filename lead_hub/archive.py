@@ -1,0 +1,209 @@
+"""Safe extraction of an uploaded zip of images: every archive is hostile until each check below has passed.
+
+Checks, all made from the central directory before a single byte is written, then enforced again on the bytes
+actually decompressed (so a header that lies about sizes cannot get past them; CPython's zipfile also stops a
+member at its declared size and then fails its CRC check, which is reported the same way):
+
+* names: no absolute paths, drive letters, backslashes, ``..`` parts or NUL bytes; no duplicate names;
+* entry types: regular files and folders only (no symlinks, devices, FIFOs); no encrypted members;
+* contents: image files only (``IMAGE_EXTENSIONS``); nested archives are named as such and refused;
+  OS metadata (``__MACOSX/``, ``.DS_Store``, ``Thumbs.db``, ``desktop.ini``, ``._*``) is skipped, not extracted;
+* sizes: at most ``max_files`` images and ``max_total_bytes`` uncompressed bytes, and no member above
+  ``ratio_check_min_bytes`` expanding more than ``max_compression_ratio`` times (a zip bomb).
+
+Every extracted file must then open as an image with PIL, with PIL's decompression-bomb guard left on and its
+warning (images above ``Image.MAX_IMAGE_PIXELS`` pixels) treated as an error.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from PIL import Image
+
+IMAGE_EXTENSIONS = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+ARCHIVE_EXTENSIONS = frozenset({".7z", ".bz2", ".gz", ".lz", ".lzma", ".rar", ".tar", ".tbz2", ".tgz", ".txz",
+                                ".xz", ".z", ".zip", ".zst"})
+METADATA_FOLDERS = frozenset({"__MACOSX"})
+METADATA_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+_CHUNK_BYTES = 1 << 20
+
+
+class ArchiveError(ValueError):
+    """An archive was refused: unsafe, too large, or holding something other than images."""
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Upper bounds on what one archive may expand to.
+
+    ``max_compression_ratio`` applies to members whose uncompressed size exceeds ``ratio_check_min_bytes``:
+    small flat images (a blank BMP, a mask) legitimately compress hundreds of times, and the byte budget
+    already bounds what small members can cost.
+    """
+
+    max_files: int = 50_000
+    max_total_bytes: int = 2 * 1024**3
+    max_compression_ratio: float = 200.0
+    ratio_check_min_bytes: int = 1024**2
+
+
+def extract_image_archive(archive: str | Path, destination: str | Path,
+                          limits: ArchiveLimits | None = None) -> list[Path]:
+    """Extract the images of the zip ``archive`` into ``destination`` and return their paths, in archive order.
+
+    ``destination`` must not exist or be an empty folder. Raises :class:`ArchiveError` naming the offending
+    member and the limit or rule it breaks; on any failure what was extracted so far is removed again.
+    """
+    limits = limits or ArchiveLimits()
+    archive, destination = Path(archive), Path(destination)
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise ArchiveError(f"cannot extract {archive} into {destination}: it exists and is not an empty folder; "
+                           "pass a new or empty folder")
+    try:
+        with zipfile.ZipFile(archive) as zip_file:
+            members = _checked_members(zip_file, archive, limits)
+            destination.mkdir(parents=True, exist_ok=True)
+            try:
+                return _extract(zip_file, members, archive, destination.resolve(), limits)
+            except BaseException:
+                _empty_folder(destination)
+                raise
+    except zipfile.BadZipFile as error:
+        raise ArchiveError(f"{archive} is not a readable zip archive, or a corrupt or forged one ({error}); upload "
+                           "a .zip of class folders") from error
+
+
+def _checked_members(zip_file: zipfile.ZipFile, archive: Path, limits: ArchiveLimits) -> list[zipfile.ZipInfo]:
+    """The image members to extract, after every check that the central directory alone allows."""
+    members, seen_names, total_bytes = [], set(), 0
+    for info in zip_file.infolist():
+        name = info.filename
+        _check_name(name, archive)
+        if name in seen_names:
+            raise ArchiveError(f"{archive}: member {name!r} appears twice; rebuild the zip without duplicates")
+        seen_names.add(name)
+        _check_entry_type(info, archive)
+        if info.is_dir() or is_os_metadata(name):
+            continue
+        _check_extension(name, archive)
+        if info.flag_bits & 0x1:
+            raise ArchiveError(f"{archive}: member {name!r} is encrypted; upload an unencrypted zip")
+        _check_ratio(name, info.file_size, info.compress_size, archive, limits)
+        members.append(info)
+        total_bytes += info.file_size
+        if len(members) > limits.max_files:
+            raise ArchiveError(f"{archive} holds more than {limits.max_files} images (ArchiveLimits.max_files); "
+                               "sample fewer images per class before zipping")
+        if total_bytes > limits.max_total_bytes:
+            raise ArchiveError(f"{archive} expands to more than {limits.max_total_bytes} bytes "
+                               "(ArchiveLimits.max_total_bytes); upload fewer or smaller images")
+    if not members:
+        raise ArchiveError(f"{archive} holds no image files ({_accepted_extensions()}); zip class folders of images")
+    return members
+
+
+def _check_name(name: str, archive: Path) -> None:
+    path = PurePosixPath(name)
+    if "\\" in name or "\x00" in name:
+        raise ArchiveError(f"{archive}: member {name!r} has a backslash or NUL byte in its name; "
+                           "zip with forward slashes only")
+    if path.is_absolute() or (len(name) > 1 and name[1] == ":"):
+        raise ArchiveError(f"{archive}: member {name!r} has an absolute path or drive letter; "
+                           "zip with paths relative to the archive root")
+    if ".." in path.parts:
+        raise ArchiveError(f"{archive}: member {name!r} points outside the archive ('..'); refusing to extract")
+
+
+def _check_entry_type(info: zipfile.ZipInfo, archive: Path) -> None:
+    """Only regular files and folders: a symlink member could redirect later writes outside the destination.
+
+    The Unix file type sits in the high 16 bits of ``external_attr``; zero there (zips made on Windows, or with
+    permission bits only) means a plain file.
+    """
+    mode = info.external_attr >> 16
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        raise ArchiveError(f"{archive}: member {info.filename!r} is {kind}; zip regular image files only")
+
+
+def is_os_metadata(name: str) -> bool:
+    """Whether ``name`` (a "/"-separated path) is OS metadata rather than data: skipped, never extracted."""
+    parts = PurePosixPath(name).parts
+    return (any(part in METADATA_FOLDERS for part in parts) or parts[-1] in METADATA_FILES
+            or parts[-1].startswith("._"))
+
+
+def _check_extension(name: str, archive: Path) -> None:
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in ARCHIVE_EXTENSIONS:
+        raise ArchiveError(f"{archive}: member {name!r} is a nested archive; extract it and zip the images "
+                           "themselves")
+    if suffix not in IMAGE_EXTENSIONS:
+        raise ArchiveError(f"{archive}: member {name!r} is not an image file; accepted: {_accepted_extensions()}")
+
+
+def _check_ratio(name: str, uncompressed: int, compressed: int, archive: Path, limits: ArchiveLimits) -> None:
+    if uncompressed > limits.ratio_check_min_bytes and uncompressed > limits.max_compression_ratio * compressed:
+        raise ArchiveError(f"{archive}: member {name!r} expands from {compressed} to at least {uncompressed} bytes, "
+                           f"more than {limits.max_compression_ratio:g} times (ArchiveLimits.max_compression_ratio)"
+                           "; this looks like a zip bomb")
+
+
+def _accepted_extensions() -> str:
+    return ", ".join(sorted(IMAGE_EXTENSIONS))
+
+
+def _extract(zip_file: zipfile.ZipFile, members: list[zipfile.ZipInfo], archive: Path, destination: Path,
+             limits: ArchiveLimits) -> list[Path]:
+    extracted, total_bytes = [], 0
+    for info in members:
+        target = destination.joinpath(*PurePosixPath(info.filename).parts).resolve()
+        if not target.is_relative_to(destination):
+            raise ArchiveError(f"{archive}: member {info.filename!r} resolves outside {destination}; refusing it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        # "xb" never overwrites and never follows a link planted at the target.
+        with zip_file.open(info) as source, open(target, "xb") as sink:
+            while chunk := source.read(_CHUNK_BYTES):
+                written += len(chunk)
+                total_bytes += len(chunk)
+                if written > info.file_size:
+                    raise ArchiveError(f"{archive}: member {info.filename!r} expands past the {info.file_size} "
+                                       "bytes its header declares; refusing a lying archive")
+                if total_bytes > limits.max_total_bytes:
+                    raise ArchiveError(f"{archive} expands to more than {limits.max_total_bytes} bytes "
+                                       "(ArchiveLimits.max_total_bytes); upload fewer or smaller images")
+                _check_ratio(info.filename, written, info.compress_size, archive, limits)
+                sink.write(chunk)
+        _check_image(target, info.filename, archive)
+        extracted.append(target)
+    return extracted
+
+
+def _check_image(path: Path, name: str, archive: Path) -> None:
+    """Open and verify the file with PIL; a decompression bomb (even PIL's warning level) is an error here."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ArchiveError(f"{archive}: member {name!r} is a decompression bomb ({error}); upload smaller images") \
+            from error
+    except Exception as error:
+        raise ArchiveError(f"{archive}: member {name!r} does not open as an image ({error}); remove or re-save it") \
+            from error
+
+
+def _empty_folder(folder: Path) -> None:
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
