@@ -1,23 +1,55 @@
-"""Datasets of labelled images: resolve a source, find its image and label columns, decode images to RGB.
+"""Datasets of labelled images: resolve a source, find its image and label columns, sample, decode images to RGB.
 
-This module is the only one that imports ``datasets``.
+One entry point, :func:`load_images`, accepts a Hugging Face Hub dataset id, a parquet file or folder, a folder
+of class sub-folders, or a zip of class folders, and returns the sampled rows as :class:`LabeledImages` with
+labels 0..K-1 and the provenance a ranking must record. This module is the only one that imports ``datasets``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import heapq
+import re
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import numpy as np
+from datasets.exceptions import DatasetNotFoundError
+from datasets.utils.file_utils import xopen
 from PIL import Image
+
+from lead_hub.archive import IMAGE_EXTENSIONS, ArchiveLimits, extract_image_archive, is_os_metadata
+from lead_hub.sampling import stratified_indices
+
+STREAM_BUFFER_SIZE = 1000
+"""Default rows a stream holds back before it commits to one (see :func:`load_images`, streaming)."""
+
+LABEL_COLUMN_NAMES = ("label", "labels")
+"""Column names taken as the label column when no column is typed ``ClassLabel``."""
+
+_HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+_PARQUET_SHARD = re.compile(r"(?P<split>.+?)(-\d{5}-of-\d{5})?")
+_INTEGER_DTYPES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
+_STRING_DTYPES = {"string", "large_string"}
+
+
+class DataSourceError(ValueError):
+    """A dataset source cannot be used as it is: the message names the source, the problem and the fix."""
 
 
 @dataclass
 class LabeledImages:
-    """A split of an image-classification dataset with its detected columns.
+    """Sampled rows of an image-classification split, with their labels and where they came from.
 
-    ``labels`` are integers 0..K-1 aligned with ``dataset`` rows; ``class_names[k]`` names label k.
+    ``labels`` are integers 0..K-1 aligned with ``dataset`` rows and ``class_names[k]`` names label k; use them,
+    not ``dataset[label_column]`` (which keeps the source's raw values, e.g. strings). ``row_indices[i]`` is the
+    position of row i in the source split (for an image folder: in its listing sorted by class, then path).
+    ``revision`` is the resolved commit sha of a Hub dataset; ``rows_read`` is how many rows of the source were
+    read, fewer than the split holds when a stream stopped early.
     """
 
     dataset: datasets.Dataset
@@ -27,6 +59,14 @@ class LabeledImages:
     labels: np.ndarray
     source: str
     split: str
+    config: str | None = None
+    revision: str | None = None
+    seed: int | None = None
+    samples_per_class: int | None = None
+    max_samples: int | None = None
+    row_indices: np.ndarray | None = None
+    streamed: bool = False
+    rows_read: int | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -38,41 +78,118 @@ class LabeledImages:
     def select(self, indices: np.ndarray) -> "LabeledImages":
         """The rows ``indices``, in that order."""
         indices = np.asarray(indices, dtype=int)
-        return LabeledImages(
+        return dataclasses.replace(
+            self,
             dataset=self.dataset.select(indices.tolist()),
-            image_column=self.image_column,
-            label_column=self.label_column,
-            class_names=self.class_names,
             labels=self.labels[indices],
-            source=self.source,
-            split=self.split,
+            row_indices=None if self.row_indices is None else self.row_indices[indices],
         )
+
+    def provenance(self) -> dict:
+        """What identifies this sample, as JSON-ready scalars (for cache keys and leaderboards)."""
+        return {
+            "source": self.source, "config": self.config, "split": self.split, "revision": self.revision,
+            "seed": self.seed, "samples_per_class": self.samples_per_class, "max_samples": self.max_samples,
+            "num_samples": len(self), "num_classes": len(self.class_names), "streamed": self.streamed,
+            "rows_read": self.rows_read,
+        }
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The arguments of one load_images call, passed down as one value."""
+
+    source: str
+    split: str
+    config: str | None
+    revision: str | None
+    image_column: str | None
+    label_column: str | None
+    samples_per_class: int | None
+    max_samples: int | None
+    seed: int
+
+
+def load_images(
+    source: str | Path,
+    *,
+    split: str = "train",
+    config: str | None = None,
+    revision: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    samples_per_class: int | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    streaming: bool | None = None,
+    extract_dir: str | Path | None = None,
+    archive_limits: ArchiveLimits | None = None,
+    stream_buffer_size: int = STREAM_BUFFER_SIZE,
+) -> LabeledImages:
+    """Load ``split`` of ``source`` and keep a seeded, class-stratified sample of its rows.
+
+    ``source`` is one of:
+
+    * a Hub dataset id (``"owner/name"``), with ``config``, ``split`` and ``revision`` as in
+      ``datasets.load_dataset``; streamed by default (``streaming=None``), loaded whole with ``streaming=False``;
+    * a ``.parquet`` file (the whole file is the split, recorded under ``split``), or a folder holding
+      ``<split>.parquet`` or shards ``<split>-00000-of-00003.parquet`` (also under ``data/``);
+    * a folder of class sub-folders ``<root>/<class>/<image>``; a root whose only entry is one folder is
+      descended (zips often wrap), and a root of split folders ``<root>/<split>/<class>/<image>`` picks ``split``;
+    * a ``.zip`` of such folders, extracted safely (:mod:`lead_hub.archive`, ``archive_limits``) into
+      ``extract_dir``, or into a temporary folder deleted after loading (images are then kept in memory).
+
+    Columns: the image column is the one typed ``datasets.Image`` and the label column the one typed
+    ``ClassLabel``, else the one named ``label``/``labels``; ``image_column``/``label_column`` override by name.
+    Labels become 0..K-1: ClassLabel ids as they are, strings by their position in the sorted names, integers
+    without ClassLabel by their position in the sorted values (named ``str(value)``). Folder labels are the
+    sorted folder names.
+
+    Sampling: ``samples_per_class`` takes ``min(n_k, samples_per_class)`` rows of class k; ``max_samples`` takes
+    about ``max_samples * n_k / N`` (``lead_hub.sampling.stratified_indices``, seeded by ``seed``, on the whole
+    split). With neither, every row is kept. Every class must keep at least two rows.
+
+    A stream cannot count its classes before reading them, so there ``max_samples`` means equal quotas of
+    ``max_samples // K`` per class of the ClassLabel feature, and reading stops as soon as every quota is full.
+    Rows are taken in priority order inside a sliding window of ``stream_buffer_size`` rows (held encoded in
+    memory), the priority of row i being a hash of ``(seed, i)``: deterministic for a seed and a revision, but
+    biased towards the start of the split (every chosen row lies within the rows needed to fill the quotas plus
+    the window; a larger window mixes more and reads more). For a uniform draw over the whole split pass
+    ``streaming=False``. Without a ClassLabel feature the stream is read to its end.
+    """
+    if samples_per_class is not None and max_samples is not None:
+        raise DataSourceError("give samples_per_class or max_samples, not both")
+    request = _Request(str(source), split, config, revision, image_column, label_column, samples_per_class,
+                       max_samples, seed)
+    kind = _source_kind(source)
+    if kind != "hub" and (config is not None or revision is not None):
+        raise DataSourceError(f"config and revision apply to Hub dataset ids, but {source!r} is a local {kind}; "
+                              "leave them unset")
+    if kind != "zip" and (extract_dir is not None or archive_limits is not None):
+        raise DataSourceError(f"extract_dir and archive_limits apply to .zip sources, but {source!r} is a {kind}; "
+                              "leave them unset")
+    if streaming is None:
+        streaming = kind == "hub"
+    if streaming and kind not in ("hub", "parquet"):
+        raise DataSourceError(f"streaming applies to Hub datasets and parquet, not to the {kind} {source!r}; "
+                              "leave streaming unset")
+    if kind == "zip":
+        return _load_zip(Path(source), request, extract_dir, archive_limits)
+    if kind == "folder":
+        return _load_image_folder(Path(source), request)
+    if kind == "parquet":
+        path, data_files = "parquet", {split: _parquet_files(Path(source), split)}
+    else:
+        path, data_files = str(source), None
+    dataset, resolved_revision = _open_split(path, data_files, request, streaming, hub=kind == "hub")
+    if streaming:
+        return _sample_stream(dataset, request, resolved_revision, stream_buffer_size)
+    return _sample_dataset(dataset, request, resolved_revision)
 
 
 def load_parquet_split(source: str | Path, split: str) -> LabeledImages:
-    """Load ``split`` from a parquet file, or from ``<folder>/<split>.parquet``.
-
-    The image column is the one typed ``datasets.Image`` and the label column the one typed ``ClassLabel``.
-    """
-    path = Path(source)
-    parquet = path if path.is_file() else path / f"{split}.parquet"
-    if not parquet.is_file():
-        raise FileNotFoundError(f"no parquet file for split {split!r} at {parquet}; pass a .parquet file or a "
-                                f"folder holding {split}.parquet")
-    dataset = datasets.load_dataset("parquet", data_files={split: str(parquet)}, split=split)
-    image_column = _column_of_type(dataset, datasets.Image, "image")
-    label_column = _column_of_type(dataset, datasets.ClassLabel, "label")
-    class_names = list(dataset.features[label_column].names)
-    labels = np.asarray(dataset[label_column], dtype=np.int64)
-    return LabeledImages(dataset, image_column, label_column, class_names, labels, str(source), split)
-
-
-def _column_of_type(dataset: datasets.Dataset, feature_type: type, role: str) -> str:
-    matches = [name for name, feature in dataset.features.items() if isinstance(feature, feature_type)]
-    if len(matches) != 1:
-        raise ValueError(f"expected exactly one {feature_type.__name__} column for the {role}, found {matches} "
-                         f"in columns {list(dataset.features)}; name the {role} column explicitly")
-    return matches[0]
+    """Every row of ``split`` from a parquet file, or from ``<folder>/<split>.parquet``."""
+    return load_images(source, split=split, streaming=False)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -90,3 +207,320 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
         return background
     return image.convert("RGB")
+
+
+def _source_kind(source: str | Path) -> str:
+    path = Path(source)
+    if path.is_file():
+        if path.suffix.lower() in (".parquet", ".zip"):
+            return path.suffix.lower()[1:]
+        raise DataSourceError(f"{source!r} is neither a .parquet nor a .zip file; pass one of those, a folder of "
+                              "class folders, or a Hub dataset id")
+    if path.is_dir():
+        return "parquet" if _parquet_shards(path) else "folder"
+    if isinstance(source, str) and _HUB_DATASET_ID.fullmatch(source):
+        return "hub"
+    raise DataSourceError(f"{source!r} is no existing file or folder, nor a Hub dataset id ('owner/name'); "
+                          "check the path")
+
+
+def _parquet_shards(folder: Path) -> dict[str, list[Path]]:
+    """Parquet files of ``folder`` (or of ``folder/data``) grouped by the split their name starts with."""
+    files = sorted(folder.glob("*.parquet")) or sorted((folder / "data").glob("*.parquet"))
+    shards: dict[str, list[Path]] = {}
+    for file in files:
+        shards.setdefault(_PARQUET_SHARD.fullmatch(file.stem)["split"], []).append(file)
+    return shards
+
+
+def _parquet_files(path: Path, split: str) -> list[str]:
+    if path.is_file():
+        return [str(path)]
+    shards = _parquet_shards(path)
+    if split not in shards:
+        raise DataSourceError(f"{str(path)!r} has no parquet file for split {split!r}; available splits: "
+                              f"{sorted(shards)}; pass one of them as split=")
+    return [str(file) for file in shards[split]]
+
+
+def _load_zip(archive: Path, request: _Request, extract_dir: str | Path | None,
+              limits: ArchiveLimits | None) -> LabeledImages:
+    if extract_dir is not None:
+        extract_image_archive(archive, extract_dir, limits)
+        return _load_image_folder(Path(extract_dir), request)
+    with tempfile.TemporaryDirectory(prefix="lead_hub_zip_") as folder:
+        extract_image_archive(archive, folder, limits)
+        return _load_image_folder(Path(folder), request, keep_bytes=True)
+
+
+def _load_image_folder(root: Path, request: _Request, keep_bytes: bool = False) -> LabeledImages:
+    """Sample a folder of class folders; ``keep_bytes`` reads the chosen files into memory (their folder is
+    about to be deleted), else the dataset refers to them by path and decodes them on access."""
+    files, labels, class_names = _class_files(_class_root(root, request), request.source)
+    indices = stratified_indices(labels, samples_per_class=request.samples_per_class,
+                                 max_samples=request.max_samples, seed=request.seed)
+    chosen = [files[index] for index in indices]
+    images = [{"bytes": path.read_bytes(), "path": path.name} if keep_bytes else str(path) for path in chosen]
+    dataset = datasets.Dataset.from_dict(
+        {"image": images, "label": labels[indices].tolist()},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)}),
+    )
+    return _labeled(dataset, "image", "label", class_names, labels[indices], indices, request,
+                    rows_read=len(files))
+
+
+def _visible_entries(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(sub-folders, files) of ``folder``, sorted, without hidden entries and OS metadata."""
+    entries = sorted(entry for entry in folder.iterdir()
+                     if not entry.name.startswith(".") and not is_os_metadata(entry.name))
+    return [entry for entry in entries if entry.is_dir()], [entry for entry in entries if not entry.is_dir()]
+
+
+def _class_root(root: Path, request: _Request) -> Path:
+    """The folder whose sub-folders are the classes: wrapper folders are descended, split folders chosen."""
+    folders, files = _visible_entries(root)
+    while len(folders) == 1 and not files and _visible_entries(folders[0])[0]:
+        root = folders[0]
+        folders, files = _visible_entries(root)
+    if not folders:
+        raise DataSourceError(f"{request.source!r} holds no class folders; lay images out as <root>/<class>/<image>")
+    layouts = [_visible_entries(folder) for folder in folders]
+    if all(subfolders and not subfiles for subfolders, subfiles in layouts):
+        names = [folder.name for folder in folders]
+        if request.split not in names:
+            raise DataSourceError(f"{request.source!r} has split folders {names} but none named {request.split!r}; "
+                                  "pass one of them as split=")
+        return root / request.split
+    return root
+
+
+def _class_files(root: Path, source: str) -> tuple[list[Path], np.ndarray, list[str]]:
+    """Image files of every class folder (sorted by class, then path), their labels and the sorted class names."""
+    folders, files = _visible_entries(root)
+    stray = [file.name for file in files if file.suffix.lower() in IMAGE_EXTENSIONS]
+    if stray:
+        raise DataSourceError(f"{source!r}: images outside any class folder in {root} (e.g. {stray[:3]}); move them "
+                              "into <class>/ folders")
+    images, labels = [], []
+    for label, folder in enumerate(folders):
+        subfolders, class_files = _visible_entries(folder)
+        if subfolders:
+            raise DataSourceError(f"{source!r}: class folder {folder.name!r} holds folders ({subfolders[0].name!r}, "
+                                  "...); expected <class>/<image> with images directly inside each class folder")
+        others = [file.name for file in class_files if file.suffix.lower() not in IMAGE_EXTENSIONS]
+        if others:
+            raise DataSourceError(f"{source!r}: {folder.name}/{others[0]} is not an image; accepted: "
+                                  f"{', '.join(sorted(IMAGE_EXTENSIONS))}; move other files out of class folders")
+        images += class_files
+        labels += [label] * len(class_files)
+    return images, np.asarray(labels, dtype=np.int64), [folder.name for folder in folders]
+
+
+def _open_split(path: str, data_files: dict | None, request: _Request, streaming: bool, hub: bool):
+    """The split as a Dataset (or an IterableDataset when streaming) and, for a Hub id, its commit sha.
+
+    This is ``datasets.load_dataset`` taken apart (the same builder calls) to keep the builder's commit hash.
+    """
+    try:
+        builder = datasets.load_dataset_builder(path, request.config, data_files=data_files,
+                                                revision=request.revision)
+    except (DatasetNotFoundError, ConnectionError, FileNotFoundError, ValueError) as error:
+        raise DataSourceError(f"cannot open dataset {request.source!r} (config={request.config!r}, "
+                              f"revision={request.revision!r}): {error}. Check the id, config and revision, the "
+                              "network and HF_TOKEN for a private or gated dataset") from error
+    available = list(builder.info.splits or builder.config.data_files or [])
+    if available and request.split not in available:
+        raise DataSourceError(f"{request.source!r} has no split {request.split!r}; available splits: {available}; "
+                              "pass one of them as split=")
+    if streaming:
+        dataset = builder.as_streaming_dataset(split=request.split)
+    else:
+        builder.download_and_prepare()
+        dataset = builder.as_dataset(split=request.split)
+    return dataset, builder.hash if hub else None
+
+
+def _sample_dataset(dataset: datasets.Dataset, request: _Request, revision: str | None) -> LabeledImages:
+    image_column, label_column = _resolve_columns(dataset.features, request)
+    dataset = _as_image_column(dataset, image_column, request.source)
+    labels, class_names = _encode_labels(dataset[label_column], dataset.features[label_column], request)
+    indices = stratified_indices(labels, samples_per_class=request.samples_per_class,
+                                 max_samples=request.max_samples, seed=request.seed)
+    return _labeled(dataset.select(indices.tolist()), image_column, label_column, class_names, labels[indices],
+                    indices, request, revision=revision, rows_read=len(dataset))
+
+
+def _sample_stream(stream: datasets.IterableDataset, request: _Request, revision: str | None,
+                   buffer_size: int) -> LabeledImages:
+    """Seeded per-class quotas over a stream, stopping once every quota is full (see load_images)."""
+    if stream.features is None:
+        raise DataSourceError(f"the stream of {request.source!r} does not declare its features, so its image and "
+                              "label columns are unknown; pass streaming=False")
+    image_column, label_column = _resolve_columns(stream.features, request)
+    label_feature = stream.features[label_column]
+    stream = _as_image_column(stream, image_column, request.source)
+    # Images stay encoded while buffered: only the chosen rows are ever decoded.
+    stream = stream.select_columns([image_column, label_column]).cast_column(image_column,
+                                                                              datasets.Image(decode=False))
+    quota, num_classes = _stream_quota(label_feature, request)
+    window: list[tuple[int, int, dict, object]] = []
+    taken: dict[object, list[tuple[int, dict, object]]] = {}
+    rows_read = 0
+
+    def take(entry: tuple[int, int, dict, object]) -> None:
+        _, index, image, label = entry
+        chosen = taken.setdefault(label, [])
+        if len(chosen) < quota:
+            chosen.append((index, image, label))
+
+    def quotas_full() -> bool:
+        return num_classes is not None and len(taken) == num_classes and all(
+            len(chosen) >= quota for chosen in taken.values())
+
+    for index, row in enumerate(stream):
+        rows_read = index + 1
+        label = row[label_column]
+        _check_stream_label(label, label_feature, index, request.source)
+        if len(taken.get(label, ())) >= quota:
+            continue
+        heapq.heappush(window, (_row_priority(request.seed, index), index, row[image_column], label))
+        if len(window) > buffer_size:
+            take(heapq.heappop(window))
+            if quotas_full():
+                break
+    while window and not quotas_full():
+        take(heapq.heappop(window))
+    rows = sorted(row for chosen in taken.values() for row in chosen)
+    indices = np.array([index for index, _, _ in rows], dtype=np.int64)
+    raw_labels = [label for _, _, label in rows]
+    labels, class_names = _encode_labels(raw_labels, label_feature, request)
+    dataset = datasets.Dataset.from_dict(
+        {image_column: [_fetched(image) for _, image, _ in rows], label_column: raw_labels},
+        features=datasets.Features({image_column: datasets.Image(), label_column: label_feature}),
+    )
+    return _labeled(dataset, image_column, label_column, class_names, labels, indices, request,
+                    revision=revision, streamed=True, rows_read=rows_read)
+
+
+def _stream_quota(label_feature, request: _Request) -> tuple[float, int | None]:
+    """Rows to take per class, and the number of classes when the features declare it (else None)."""
+    num_classes = label_feature.num_classes if isinstance(label_feature, datasets.ClassLabel) else None
+    if request.max_samples is not None:
+        if num_classes is None:
+            raise DataSourceError(f"max_samples on a stream needs a ClassLabel label column to split it into equal "
+                                  f"per-class quotas, and {request.source!r} has none; pass samples_per_class "
+                                  "or streaming=False")
+        quota = request.max_samples // num_classes
+        if quota < 2:
+            raise DataSourceError(f"max_samples={request.max_samples} gives {quota} rows to each of the "
+                                  f"{num_classes} classes of {request.source!r}; pass at least {2 * num_classes}")
+        return quota, num_classes
+    if request.samples_per_class is not None:
+        if request.samples_per_class < 1:
+            raise DataSourceError(f"samples_per_class must be >= 1, got {request.samples_per_class}")
+        return request.samples_per_class, num_classes
+    return float("inf"), num_classes
+
+
+def _check_stream_label(label, label_feature, index: int, source: str) -> None:
+    if label is None or (isinstance(label_feature, datasets.ClassLabel) and label < 0):
+        raise DataSourceError(f"row {index} of {source!r} has no label ({label!r}); this split looks unlabelled, "
+                              "pick a labelled split")
+
+
+def _row_priority(seed: int, index: int) -> int:
+    """A 64-bit hash of (seed, row index): the same row keeps its priority whatever was read before it."""
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _fetched(image: dict) -> dict:
+    """An undecoded image with its bytes in hand: a remote file (a Hub image folder) is read once, here."""
+    if image["bytes"] is not None or Path(image["path"]).is_file():
+        return image
+    with xopen(image["path"], "rb") as file:
+        return {"bytes": file.read(), "path": image["path"]}
+
+
+def _resolve_columns(features: datasets.Features, request: _Request) -> tuple[str, str]:
+    columns = list(features)
+    for role, name in (("image_column", request.image_column), ("label_column", request.label_column)):
+        if name is not None and name not in features:
+            raise DataSourceError(f"{request.source!r} has no column {name!r} ({role}); columns: {columns}")
+    image_column = request.image_column or _only_column(
+        [name for name, feature in features.items() if isinstance(feature, datasets.Image)],
+        "image", "a datasets.Image column", columns, request.source)
+    if request.label_column is not None:
+        if not _is_label_feature(features[request.label_column]):
+            raise DataSourceError(f"label_column {request.label_column!r} of {request.source!r} is "
+                                  f"{features[request.label_column]}; labels must be ClassLabel, integers or strings")
+        return image_column, request.label_column
+    candidates = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
+    if not candidates:
+        candidates = [name for name, feature in features.items()
+                      if name.lower() in LABEL_COLUMN_NAMES and _is_label_feature(feature)]
+    typed = f"a ClassLabel column, or one named {'/'.join(LABEL_COLUMN_NAMES)}"
+    return image_column, _only_column(candidates, "label", typed, columns, request.source)
+
+
+def _only_column(candidates: list[str], role: str, typed: str, columns: list[str], source: str) -> str:
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise DataSourceError(f"{source!r} has no {role} column ({typed}) among {columns}; "
+                              f"pass {role}_column= naming it")
+    raise DataSourceError(f"{source!r} has several {role} columns {candidates}; pass {role}_column= naming one")
+
+
+def _is_label_feature(feature) -> bool:
+    return isinstance(feature, datasets.ClassLabel) or (
+        isinstance(feature, datasets.Value) and feature.dtype in _INTEGER_DTYPES | _STRING_DTYPES)
+
+
+def _as_image_column(dataset, image_column: str, source: str):
+    """Cast a column named by the caller (paths, bytes) to ``datasets.Image``; typed columns pass unchanged."""
+    if isinstance(dataset.features[image_column], datasets.Image):
+        return dataset
+    try:
+        return dataset.cast_column(image_column, datasets.Image())
+    except (TypeError, ValueError) as error:
+        raise DataSourceError(f"column {image_column!r} of {source!r} ({dataset.features[image_column]}) cannot be "
+                              f"read as images ({error}); name a column of image bytes or paths") from error
+
+
+def _encode_labels(values: Iterable, feature, request: _Request) -> tuple[np.ndarray, list[str]]:
+    """Labels 0..K-1 and the class names (see load_images for the encoding of each label type)."""
+    values = list(values)
+    if any(value is None for value in values):
+        raise DataSourceError(f"{request.source!r} split {request.split!r} has rows without a label; drop them or "
+                              "pick a labelled split")
+    if isinstance(feature, datasets.ClassLabel):
+        labels = np.asarray(values, dtype=np.int64)
+        if (labels < 0).any():
+            raise DataSourceError(f"{request.source!r} split {request.split!r} has {(labels < 0).sum()} rows labelled "
+                                  "-1 (no label); this split looks unlabelled, pick a labelled split")
+        return labels, list(feature.names)
+    unique = sorted(set(values))
+    position = {value: k for k, value in enumerate(unique)}
+    return np.asarray([position[value] for value in values], dtype=np.int64), [str(value) for value in unique]
+
+
+def _labeled(dataset: datasets.Dataset, image_column: str, label_column: str, class_names: list[str],
+             labels: np.ndarray, row_indices: np.ndarray, request: _Request, *, revision: str | None = None,
+             rows_read: int, streamed: bool = False) -> LabeledImages:
+    """The LabeledImages of a finished sample, after checking every class kept at least two rows."""
+    counts = np.bincount(labels, minlength=len(class_names))
+    if len(class_names) < 2:
+        raise DataSourceError(f"{request.source!r} split {request.split!r} has {len(class_names)} class; ranking "
+                              "needs at least 2 classes")
+    if (counts < 2).any():
+        short = {class_names[k]: int(counts[k]) for k in np.flatnonzero(counts < 2)}
+        raise DataSourceError(f"{request.source!r} split {request.split!r}: classes with fewer than 2 samples after "
+                              f"sampling: {short}; raise samples_per_class/max_samples, or add images of those "
+                              "classes")
+    return LabeledImages(
+        dataset=dataset, image_column=image_column, label_column=label_column, class_names=class_names,
+        labels=labels, source=request.source, split=request.split, config=request.config, revision=revision,
+        seed=request.seed, samples_per_class=request.samples_per_class, max_samples=request.max_samples,
+        row_indices=np.asarray(row_indices, dtype=np.int64), streamed=streamed, rows_read=rows_read,
+    )
