@@ -1,0 +1,345 @@
+"""Publish a leaderboard to a Hugging Face Hub dataset repository, merge it with what is there, and read it back.
+
+The only module of lead_hub that writes to the Hub. Layout of a leaderboard repository: see
+:mod:`lead_hub.hub_card`; merge rule and key: see :mod:`lead_hub.hub_merge`.
+
+Concurrency: a push reads the head commit of ``main``, merges into the table found there, and commits with
+``parent_commit=<that head>``. When another writer committed in between, the Hub answers 412 and the push
+re-reads, re-merges and retries after an exponential back-off with jitter, so concurrent pushes all land.
+
+Token: resolved by huggingface_hub on every request (the ``token`` argument when given, else ``HF_TOKEN``, else
+the token stored by ``hf auth login``). lead_hub never stores, logs or prints it, keeps it out of every object
+and error message, and refuses to publish files that contain it.
+
+Errors: every failure is a :class:`HubError` subclass whose message names the repository and the fix. Transient
+failures (connection errors, timeouts, HTTP 429/5xx) are retried with back-off before raising
+:class:`HubNetworkError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, TypeVar
+
+import httpx2
+import pandas as pd
+from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from lead_hub.hub_card import CARD_PATH, LEADERBOARD_PATH, PROVENANCE_PATH, render_card
+from lead_hub.hub_merge import merge_leaderboards, published_rows, run_id
+
+logger = logging.getLogger(__name__)
+
+NETWORK_ATTEMPTS = 4
+NETWORK_BASE_WAIT_S = 0.5
+CONFLICT_ATTEMPTS = 8
+CONFLICT_BASE_WAIT_S = 0.25
+MAX_WAIT_S = 8.0
+_TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+_REPO_ID = re.compile(r"[\w.\-]+/[\w.\-]+")
+_FILES_OF_AN_EMPTY_REPO = {".gitattributes", CARD_PATH}
+
+T = TypeVar("T")
+
+
+class HubError(RuntimeError):
+    """A Hub operation of lead_hub failed; the message names the repository and what to do."""
+
+
+class HubAuthError(HubError):
+    """No token, a token the Hub rejects (401), or a token without the needed permission (403)."""
+
+
+class HubRepoTypeError(HubError):
+    """The id names a model or Space repository; leaderboards live in dataset repositories."""
+
+
+class HubNotFoundError(HubError):
+    """No such dataset repository or revision, or the repository holds no leaderboard."""
+
+
+class HubNetworkError(HubError):
+    """The Hub could not be reached (after retries), or offline mode is on."""
+
+
+class HubConflictError(HubError):
+    """Other writers kept committing to the branch: every attempt found a newer head."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push did: the commit (or pull request) it made and how the rows merged."""
+
+    repo_id: str
+    commit_oid: str
+    commit_url: str
+    pull_request_url: str | None
+    created_repo: bool
+    rows_added: int
+    rows_replaced: int
+    rows_kept: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class PublishedLeaderboard:
+    """A leaderboard read from the Hub: the table, the provenance of each ranking, and the commit it came from."""
+
+    repo_id: str
+    commit_oid: str
+    table: pd.DataFrame = field(repr=False)
+    provenance_by_run: dict[str, dict[str, Any]] = field(repr=False)
+
+
+def push_leaderboard(table: pd.DataFrame, provenance: Mapping[str, Any], repo_id: str, *, create_pr: bool = False,
+                     private: bool = False, commit_message: str | None = None, license: str = "apache-2.0",
+                     top_k: int = 10, token: str | None = None) -> PushResult:
+    """Merge ``table`` (one ranking and its ``provenance``) into the leaderboard dataset repo ``repo_id`` and commit.
+
+    The rows published are :func:`~lead_hub.hub_merge.published_rows` of the table; they replace the published rows
+    with the same merge key and every other row is kept.
+
+    Creates the dataset repository (``private`` applies then) when it does not exist. With ``create_pr`` the
+    merged files are proposed as a pull request against ``main`` (for repositories you cannot write to) instead
+    of committed. ``token``: an explicit Hub token (e.g. a Space's OAuth token); by default huggingface_hub
+    resolves ``HF_TOKEN`` or your login. Works with any ``Leaderboard`` as
+    ``push_leaderboard(board.table, board.provenance, repo_id)``.
+    """
+    repo_id = dataset_repo_id(repo_id)
+    incoming = published_rows(table, provenance)
+    run = run_id(provenance)
+    _require_online()
+    if token is None and get_token() is None:
+        raise HubAuthError(f"publishing to {repo_id} needs a Hugging Face token with write access: set HF_TOKEN, or "
+                           "run `hf auth login`")
+    api = _client()
+    message = commit_message or _default_commit_message(incoming)
+    with _explained(f"publishing the leaderboard to {repo_id}", repo_id):
+        _with_retries("checking your Hub token", lambda: api.whoami(token=token))
+        created = _ensure_dataset_repo(api, repo_id, private=private, create_pr=create_pr, token=token)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            head = _with_retries(f"reading {repo_id}", lambda: api.dataset_info(repo_id, revision="main", token=token))
+            existing, provenance_by_run = _read_leaderboard_files(api, repo_id, head, token)
+            merged = merge_leaderboards(existing, incoming)
+            provenance_by_run = {**provenance_by_run, run: dict(provenance)}
+            provenance_by_run = {key: value for key, value in provenance_by_run.items()
+                                 if key in set(merged.table["run_id"])}
+            files = _serialise(merged.table, provenance_by_run, repo_id=repo_id, top_k=top_k, license=license)
+            _refuse_files_containing_token(files, token)
+            try:
+                commit = _with_retries(f"committing to {repo_id}", lambda: api.create_commit(
+                    repo_id, [CommitOperationAdd(path, content) for path, content in files.items()],
+                    commit_message=message, repo_type="dataset", revision="main", parent_commit=head.sha,
+                    create_pr=create_pr, token=token))
+            except HfHubHTTPError as error:
+                if _status(error) != 412:
+                    raise
+                logger.info("%s moved on since commit %s; re-reading and merging again", repo_id, head.sha[:8])
+                if attempt < CONFLICT_ATTEMPTS:
+                    _sleep_before_retry(attempt, CONFLICT_BASE_WAIT_S)
+                continue
+            return PushResult(repo_id, commit.oid, commit.commit_url, commit.pr_url, created, merged.added,
+                              merged.replaced, merged.kept, attempt)
+    raise HubConflictError(f"{repo_id} kept changing while publishing: each of {CONFLICT_ATTEMPTS} attempts found a "
+                           "newer commit on main. Retry in a moment.")
+
+
+def read_leaderboard(repo_id: str, *, revision: str | None = None, token: str | None = None) -> PublishedLeaderboard:
+    """The leaderboard published in the dataset repo ``repo_id`` at ``revision`` (default: head of ``main``)."""
+    repo_id = dataset_repo_id(repo_id)
+    _require_online()
+    api = _client()
+    with _explained(f"reading the leaderboard {repo_id}", repo_id):
+        try:
+            head = _with_retries(f"reading {repo_id}",
+                                 lambda: api.dataset_info(repo_id, revision=revision, token=token))
+        except RepositoryNotFoundError:
+            _refuse_other_repo_types(api, repo_id, token)
+            raise
+        if LEADERBOARD_PATH not in _file_names(head):
+            raise HubNotFoundError(f"{repo_id} has no {LEADERBOARD_PATH}: it is not a lead_hub leaderboard "
+                                   "(publish one with `lead-hub push RESULTS OWNER/NAME`)")
+        table, provenance_by_run = _read_leaderboard_files(api, repo_id, head, token)
+    return PublishedLeaderboard(repo_id, head.sha, table, provenance_by_run)
+
+
+def dataset_repo_id(repo_id: str) -> str:
+    """``OWNER/NAME`` from ``OWNER/NAME`` or ``datasets/OWNER/NAME``; model and Space ids are refused."""
+    for prefix, kind in (("models/", "model"), ("spaces/", "Space")):
+        if repo_id.startswith(prefix):
+            raise HubRepoTypeError(f"{repo_id} names a {kind} repository; a leaderboard is published to a dataset "
+                                   f"repository: pass OWNER/NAME of a dataset")
+    repo_id = repo_id.removeprefix("datasets/")
+    if not _REPO_ID.fullmatch(repo_id):
+        raise ValueError(f"{repo_id!r} is not a repository id: expected OWNER/NAME, e.g. my-user/my-leaderboard")
+    return repo_id
+
+
+def _client() -> HfApi:
+    try:
+        version = metadata.version("lead-hub")
+    except metadata.PackageNotFoundError:
+        version = "unknown"  # running from a source tree that was not pip-installed: only the user agent says so
+    return HfApi(library_name="lead_hub", library_version=version)
+
+
+def _require_online() -> None:
+    if constants.is_offline_mode():
+        raise HubNetworkError("HF_HUB_OFFLINE is set, so lead_hub cannot reach the Hub: unset it (or set it to 0) "
+                              "to publish or read a leaderboard")
+
+
+def _ensure_dataset_repo(api: HfApi, repo_id: str, *, private: bool, create_pr: bool, token: str | None) -> bool:
+    """Create the dataset repository when it does not exist; True when created."""
+    if _with_retries(f"looking up {repo_id}", lambda: api.repo_exists(repo_id, repo_type="dataset", token=token)):
+        return False
+    _refuse_other_repo_types(api, repo_id, token)
+    if create_pr:
+        raise HubNotFoundError(f"cannot open a pull request on {repo_id}: no such dataset repository. Drop "
+                               "--create-pr to create it (in a namespace you can write to)")
+    _with_retries(f"creating {repo_id}", lambda: api.create_repo(repo_id, repo_type="dataset", private=private,
+                                                                 exist_ok=True, token=token))
+    return True
+
+
+def _refuse_other_repo_types(api: HfApi, repo_id: str, token: str | None) -> None:
+    for kind in ("model", "space"):
+        if _with_retries(f"looking up {repo_id}", lambda: api.repo_exists(repo_id, repo_type=kind, token=token)):
+            raise HubRepoTypeError(f"{repo_id} is a {kind} repository, not a dataset repository: a leaderboard lives "
+                                   "in a dataset repository. Choose another name (a new name creates a dataset "
+                                   "repository)")
+
+
+def _file_names(head: Any) -> set[str]:
+    return {sibling.rfilename for sibling in head.siblings or []}
+
+
+def _read_leaderboard_files(api: HfApi, repo_id: str, head: Any,
+                            token: str | None) -> tuple[pd.DataFrame | None, dict[str, dict[str, Any]]]:
+    """The table and provenance at commit ``head.sha``; (None, {}) for a repository without a leaderboard yet."""
+    names = _file_names(head)
+    if LEADERBOARD_PATH not in names:
+        foreign = sorted(names - _FILES_OF_AN_EMPTY_REPO)
+        if foreign:
+            raise HubError(f"{repo_id} holds {', '.join(foreign[:5])} but no {LEADERBOARD_PATH}: it is not a lead_hub "
+                           f"leaderboard, and publishing would replace its {CARD_PATH}. Choose another repository")
+        return None, {}
+    with tempfile.TemporaryDirectory(prefix="lead_hub_") as folder:
+
+        def download(path: str) -> str:
+            return _with_retries(f"downloading {path} from {repo_id}", lambda: api.hf_hub_download(
+                repo_id, path, repo_type="dataset", revision=head.sha, cache_dir=folder, token=token))
+
+        table = pd.read_parquet(download(LEADERBOARD_PATH))
+        provenance_by_run: dict[str, dict[str, Any]] = {}
+        if PROVENANCE_PATH in names:
+            with open(download(PROVENANCE_PATH), encoding="utf-8") as handle:
+                provenance_by_run = json.load(handle)
+    return table, provenance_by_run
+
+
+def _serialise(table: pd.DataFrame, provenance_by_run: dict[str, dict[str, Any]], *, repo_id: str, top_k: int,
+               license: str) -> dict[str, bytes]:
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    provenance_text = json.dumps(provenance_by_run, indent=2, sort_keys=True, default=str) + "\n"
+    card = render_card(table, provenance_by_run, repo_id=repo_id, top_k=top_k, license=license)
+    return {LEADERBOARD_PATH: buffer.getvalue(), PROVENANCE_PATH: provenance_text.encode(), CARD_PATH: card.encode()}
+
+
+def _refuse_files_containing_token(files: Mapping[str, bytes], token: str | None) -> None:
+    secret = token or get_token()
+    if not secret:
+        return
+    leaking = [path for path, content in files.items() if secret.encode() in content]
+    if leaking:
+        raise HubError(f"refusing to publish: {', '.join(leaking)} would contain your Hub token (it is in the "
+                       "leaderboard table or its provenance). Remove it and publish again")
+
+
+def _default_commit_message(table: pd.DataFrame) -> str:
+    datasets = ", ".join(sorted(map(str, table["dataset"].dropna().unique()))) or "unknown dataset"
+    return f"lead_hub: publish ranking on {datasets} ({len(table)} rows)"
+
+
+def _status(error: HfHubHTTPError) -> int | None:
+    return error.response.status_code if error.response is not None else None
+
+
+def _is_transient(error: Exception) -> bool:
+    if isinstance(error, (httpx2.TransportError, LocalEntryNotFoundError)):
+        return True  # hf_hub_download reports an unreachable Hub as a missing local cache entry
+    return isinstance(error, HfHubHTTPError) and _status(error) in _TRANSIENT_STATUSES
+
+
+def _with_retries(action: str, call: Callable[[], T]) -> T:
+    """``call()``, retried with exponential back-off on transient failures; HubNetworkError when they persist."""
+    for attempt in range(1, NETWORK_ATTEMPTS + 1):
+        try:
+            return call()
+        except Exception as error:
+            if not _is_transient(error):
+                raise
+            if attempt == NETWORK_ATTEMPTS:
+                raise HubNetworkError(
+                    f"{action} failed: the Hub at {constants.ENDPOINT} did not answer after {NETWORK_ATTEMPTS} "
+                    f"attempts ({_describe(error)}). Check your network connection (and HF_ENDPOINT), then retry"
+                ) from error
+            logger.info("%s: %s; retrying", action, _describe(error))
+            _sleep_before_retry(attempt, NETWORK_BASE_WAIT_S)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, HfHubHTTPError):
+        return f"HTTP {_status(error)}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _sleep_before_retry(attempt: int, base_wait_s: float) -> None:
+    # Jitter spreads concurrent writers apart so they do not collide again in lock-step; it never touches results.
+    time.sleep(min(MAX_WAIT_S, base_wait_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+
+
+@contextmanager
+def _explained(action: str, repo_id: str) -> Iterator[None]:
+    """Turn the Hub's HTTP errors into HubError subclasses with a message that says what to do."""
+    try:
+        yield
+    except RepositoryNotFoundError as error:
+        raise HubNotFoundError(f"{action}: no dataset repository {repo_id} (or it is private and your token cannot "
+                               "read it). Check the id, or log in with a token that can read it") from error
+    except RevisionNotFoundError as error:
+        raise HubNotFoundError(f"{action}: that revision does not exist in {repo_id}; pass a branch, tag or "
+                               "commit of the repository") from error
+    except RemoteEntryNotFoundError as error:
+        raise HubNotFoundError(f"{action}: a file of the leaderboard vanished from {repo_id} while reading it; "
+                               "retry") from error
+    except HfHubHTTPError as error:
+        status = _status(error)
+        if status == 401:
+            raise HubAuthError(f"{action}: the Hub rejected your token (HTTP 401). Set HF_TOKEN to a valid token or "
+                               "run `hf auth login`") from error
+        if status == 403:
+            raise HubAuthError(f"{action}: your token may not write to {repo_id} (HTTP 403). Use a token with write "
+                               "access to that namespace, publish to a repository you own, or propose the change "
+                               "as a pull request (--create-pr)") from error
+        server_message = getattr(error, "server_message", None) or "no message"
+        raise HubError(f"{action}: the Hub answered HTTP {status} ({server_message})") from error
