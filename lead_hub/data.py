@@ -436,7 +436,7 @@ def _row_priority(seed: int, index: int) -> int:
 
 def _fetched(image: dict) -> dict:
     """An undecoded image with its bytes in hand: a remote file (a Hub image folder) is read once, here."""
-    if image["bytes"] is not None or Path(image["path"]).is_file():
+    if image["bytes"] is not None or not image["path"] or Path(image["path"]).is_file():
         return image
     with xopen(image["path"], "rb") as file:
         return {"bytes": file.read(), "path": image["path"]}
