@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Set before any test module imports huggingface_hub or datasets: both read these once, at import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LEAD_HUB_SHARED_DATA", REPOSITORY_ROOT.parent / "shared" / "data"))
 

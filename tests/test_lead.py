@@ -213,3 +213,23 @@ def test_bad_options_raise_clear_errors():
 def test_standardize_columns_drops_constant_columns():
     features = np.array([[1.0, 5.0, 0.0], [3.0, 5.0, 0.0]])
     np.testing.assert_allclose(standardize_columns(features), [[-1.0], [1.0]])
+
+
+@pytest.mark.parametrize("dims", [5, 80])  # primal (D < N) and dual (D ≥ N) routes
+def test_ridge_matches_scikit_learn_in_sample_and_out_of_fold(dims):
+    from sklearn.linear_model import Ridge
+
+    from lead_hub.metrics._ridge import ridge_predictions
+
+    rng = np.random.default_rng(2)
+    features, targets = rng.standard_normal((60, dims)), rng.standard_normal((60, 3))
+    folds = np.arange(60) % 4
+    alpha = 0.05
+    expected_in_sample = Ridge(alpha=alpha * 60).fit(features, targets).predict(features)
+    np.testing.assert_allclose(ridge_predictions(features, targets, alpha), expected_in_sample, atol=1e-5)
+    expected_out_of_fold = np.empty_like(targets)
+    for fold in range(4):
+        held = folds == fold
+        model = Ridge(alpha=alpha * int((~held).sum())).fit(features[~held], targets[~held])
+        expected_out_of_fold[held] = model.predict(features[held])
+    np.testing.assert_allclose(ridge_predictions(features, targets, alpha, folds), expected_out_of_fold, atol=1e-5)

@@ -3,9 +3,8 @@
 Options (METHOD.md §3, open points 2 and 3):
 
 ``classifier``
-    ``"ridge"``: least squares on ±1 one-vs-rest targets with an unpenalised intercept, solved in closed form,
-    ``W = (ZᵀZ + α·N·P)⁻¹ ZᵀY`` (P = identity except 0 on the intercept). Fast: one D×D Gram matrix
-    (computed in float32 by BLAS, solved in float64), and k-fold out-of-fold predictions reuse it.
+    ``"ridge"``: least squares on ±1 one-vs-rest targets with an unpenalised intercept and penalty α·N·‖W‖²,
+    solved in closed form (``_ridge``: primal D×D or dual N×N, whichever is smaller; k folds reuse one Gram).
     ``"ovr_svm"``: scikit-learn ``LinearSVC`` one-vs-rest (the paper's SVM). ``"cs_svm"``: Crammer–Singer
     multi-class ``LinearSVC``. ``"logistic"``: multinomial ``LogisticRegression`` (lbfgs).
 ``fit``
@@ -26,11 +25,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 from lead_hub.metrics._content_keys import content_keys, spread_over_folds
+from lead_hub.metrics._ridge import ridge_predictions
 
 CLASSIFIERS = ("ridge", "ovr_svm", "cs_svm", "logistic")
 FITS = ("in_sample", "out_of_fold")
@@ -68,8 +67,10 @@ def initial_logits(
     _check_choice("fit", fit, FITS)
     _check_choice("margins", margins, MARGINS)
     standardized = standardize_columns(features)
-    if fit == "in_sample":
-        raw = _fit_predict(standardized, labels, num_classes, standardized, classifier, regularization, seed)
+    if fit == "in_sample" and classifier == "ridge":
+        raw = ridge_predictions(standardized, _ridge_targets(labels, num_classes), regularization)
+    elif fit == "in_sample":
+        raw = _sklearn_margins(standardized, labels, num_classes, standardized, classifier, regularization, seed)
     else:
         raw = _out_of_fold(standardized, labels, num_classes, classifier, regularization, folds, seed)
     return normalise_margins(raw, labels, margins)
@@ -98,61 +99,20 @@ def fit_temperature(raw: np.ndarray, labels: np.ndarray) -> float:
 def _out_of_fold(standardized, labels, num_classes, classifier, regularization, folds, seed) -> np.ndarray:
     fold_of_sample = spread_over_folds(labels, content_keys(standardized, seed), folds)
     if classifier == "ridge":
-        return _ridge_out_of_fold(standardized, labels, num_classes, regularization, fold_of_sample)
+        return ridge_predictions(standardized, _ridge_targets(labels, num_classes), regularization, fold_of_sample)
     raw = np.empty((len(labels), num_classes))
     for fold in np.unique(fold_of_sample):
         held_out = fold_of_sample == fold
-        raw[held_out] = _fit_predict(standardized[~held_out], labels[~held_out], num_classes,
-                                     standardized[held_out], classifier, regularization, seed)
+        raw[held_out] = _sklearn_margins(standardized[~held_out], labels[~held_out], num_classes,
+                                         standardized[held_out], classifier, regularization, seed)
     return raw
-
-
-def _fit_predict(train, train_labels, num_classes, test, classifier, regularization, seed) -> np.ndarray:
-    if classifier == "ridge":
-        gram, cross = _ridge_statistics(train, train_labels, num_classes)
-        return _with_intercept(test) @ _ridge_solve(gram, cross, regularization * len(train))
-    return _sklearn_margins(train, train_labels, num_classes, test, classifier, regularization, seed)
-
-
-def _with_intercept(features: np.ndarray) -> np.ndarray:
-    return np.hstack([features, np.ones((len(features), 1))])
 
 
 def _ridge_targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """±1 one-vs-rest targets, N×K."""
     targets = -np.ones((len(labels), num_classes))
     targets[np.arange(len(labels)), labels] = 1.0
     return targets
-
-
-def _ridge_statistics(features, labels, num_classes) -> tuple[np.ndarray, np.ndarray]:
-    """(XᵀX, XᵀY) with X the features plus an intercept column; the Gram is accumulated by float32 BLAS."""
-    augmented = _with_intercept(features).astype(np.float32)
-    gram = (augmented.T @ augmented).astype(np.float64)
-    cross = _with_intercept(features).T @ _ridge_targets(labels, num_classes)
-    return gram, cross
-
-
-def _ridge_solve(gram: np.ndarray, cross: np.ndarray, penalty: float) -> np.ndarray:
-    regularized = gram.copy()
-    diagonal = np.arange(len(gram) - 1)
-    regularized[diagonal, diagonal] += penalty
-    regularized[-1, -1] += 1e-9 * max(1.0, regularized[-1, -1])
-    return cho_solve(cho_factor(regularized), cross)
-
-
-def _ridge_out_of_fold(standardized, labels, num_classes, regularization, fold_of_sample) -> np.ndarray:
-    """k-fold ridge from one Gram per fold: fold f is predicted by (G − G_f + αN_{−f}P)⁻¹ (XᵀY − X_fᵀY_f)."""
-    folds = np.unique(fold_of_sample)
-    per_fold = {fold: _ridge_statistics(standardized[fold_of_sample == fold], labels[fold_of_sample == fold],
-                                        num_classes) for fold in folds}
-    total_gram = sum(gram for gram, _ in per_fold.values())
-    total_cross = sum(cross for _, cross in per_fold.values())
-    raw = np.empty((len(labels), num_classes))
-    for fold, (gram, cross) in per_fold.items():
-        held_out = fold_of_sample == fold
-        weights = _ridge_solve(total_gram - gram, total_cross - cross, regularization * int((~held_out).sum()))
-        raw[held_out] = _with_intercept(standardized[held_out]) @ weights
-    return raw
 
 
 def _sklearn_margins(train, train_labels, num_classes, test, classifier, regularization, seed) -> np.ndarray:
