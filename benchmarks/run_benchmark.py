@@ -1,0 +1,119 @@
+"""Reproduce the offline benchmark table: every metric variant on every zoo model and development target,
+at full data and in the low-data regimes, judged against the fine-tuned ground truth.
+
+    python benchmarks/run_benchmark.py                       # everything (needs ../shared/data)
+    python benchmarks/run_benchmark.py --targets eurosat     # one target
+    python benchmarks/run_benchmark.py --fast                # the CI subset: 4 models, 1 target, few variants
+
+Scores are appended to ``benchmarks/results/metric_scores.csv`` as they come (a rerun skips the (target,
+variant) pairs already there); the τw tables are rebuilt from all scores and ``ground_truth.csv`` at the end.
+Features are cached under ``.lead_hub_cache/benchmark``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))
+
+from lead_hub import metrics  # noqa: E402
+from lead_hub.benchmark import (DEVELOPMENT_TARGETS, SANITY_TARGETS, MetricVariant, benchmark_features,  # noqa: E402
+                                regimes, score_target)
+from lead_hub.evaluation import rank_quality, summarise_quality  # noqa: E402
+
+SHARED = REPOSITORY.parent / "shared" / "data"
+RESULTS = REPOSITORY / "benchmarks" / "results"
+
+LEAD_VARIANTS = [
+    MetricVariant("lead", "lead", {}, "lead"),
+    MetricVariant("lead paper-faithful (ovr_svm in-sample)", "lead",
+                  {"classifier": "ovr_svm", "fit": "in_sample"}, "lead"),
+    MetricVariant("lead classifier-only (rate 0)", "lead", {"rate_constant": 0.0}, "lead"),
+    MetricVariant("lead rate_scale=per_model", "lead", {"rate_scale": "per_model"}, "lead"),
+    MetricVariant("lead rate_scale=raw", "lead", {"rate_scale": "raw"}, "lead"),
+    *[MetricVariant(f"lead rate_constant=1/{int(1 / c)}", "lead", {"rate_constant": c}, "lead")
+      for c in (1 / 65536, 1 / 16384, 1 / 1024, 1 / 256)],
+    MetricVariant("lead classifier=ovr_svm", "lead", {"classifier": "ovr_svm"}, "lead"),
+    MetricVariant("lead classifier=cs_svm", "lead", {"classifier": "cs_svm"}, "lead"),
+    MetricVariant("lead classifier=logistic", "lead", {"classifier": "logistic"}, "lead"),
+    MetricVariant("lead fit=in_sample", "lead", {"fit": "in_sample"}, "lead"),
+    MetricVariant("lead margins=calibrated", "lead", {"margins": "calibrated"}, "lead"),
+    MetricVariant("lead regularization=1e-3", "lead", {"regularization": 1e-3}, "lead"),
+    MetricVariant("lead regularization=1e-1", "lead", {"regularization": 1e-1}, "lead"),
+    MetricVariant("lead ce_form=softmax_ce", "lead", {"ce_form": "softmax_ce"}, "lead"),
+    MetricVariant("lead ce_form=prob", "lead", {"ce_form": "prob"}, "lead"),
+    MetricVariant("lead ntk_samples_per_class=16", "lead", {"ntk_samples_per_class": 16}, "lead"),
+]
+
+
+def peer_variants() -> list[MetricVariant]:
+    return [MetricVariant(name, name) for name in metrics.available() if name != "lead"]
+
+
+def zoo_models() -> list[str]:
+    return [f"local-dir:{folder}" for folder in sorted((SHARED / "zoo").iterdir()) if (folder / "config.json").is_file()]
+
+
+def fast_regimes(labels):
+    return [regime for regime in regimes(labels) if regime[0] == "full" or (regime[0] == "5/class" and regime[1] == 0)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", nargs="+", default=[*DEVELOPMENT_TARGETS, *SANITY_TARGETS])
+    parser.add_argument("--fast", action="store_true", help="CI subset: eurosat, 4 models, 4 variants, 2 regimes")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--cache-dir", type=Path, default=REPOSITORY / ".lead_hub_cache" / "benchmark")
+    parser.add_argument("--ground-truth", type=Path, default=RESULTS / "ground_truth.csv")
+    arguments = parser.parse_args()
+    if not (SHARED / "zoo").is_dir():
+        sys.exit(f"the offline benchmark needs the shared data at {SHARED}")
+
+    models, variants, regimes_of = zoo_models(), LEAD_VARIANTS + peer_variants(), regimes
+    if arguments.fast:
+        arguments.targets = ["eurosat"]
+        models = [m for m in models if any(s in m for s in ("v1_025.coral", "v1_025.mlperf", "inat_bird", "lite0"))]
+        variants = [LEAD_VARIANTS[0], LEAD_VARIANTS[1], MetricVariant("logme", "logme"), MetricVariant("sfda", "sfda")]
+        variants = [v for v in variants if v.metric in metrics.available()]
+        regimes_of = fast_regimes
+    arguments.output.mkdir(parents=True, exist_ok=True)
+    scores_csv = arguments.output / ("metric_scores_fast.csv" if arguments.fast else "metric_scores.csv")
+    done = set()
+    if scores_csv.is_file():
+        previous = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
+        done = set(zip(previous["target"], previous["variant"]))
+
+    for target in arguments.targets:
+        todo = [variant for variant in variants if (target, variant.name) not in done]
+        if not todo:
+            continue
+        print(f"[{target}] extracting features of {len(models)} models", flush=True)
+        features = benchmark_features(SHARED / "targets" / target, models, cache_dir=arguments.cache_dir)
+        features = {model_id.rsplit("/", 1)[-1]: extracted for model_id, extracted in features.items()}
+        for variant in todo:
+            table = score_target(target, features, [variant], regimes_of=regimes_of)
+            table.to_csv(scores_csv, mode="a", header=not scores_csv.is_file() or scores_csv.stat().st_size == 0,
+                         index=False)
+            full = table[table["regime"] == "full"]
+            print(f"[{target}] {variant.name:<45} {full['seconds'].sum():7.1f} s full-data", flush=True)
+
+    if not arguments.ground_truth.is_file():
+        print(f"no ground truth at {arguments.ground_truth}: scores written, tables not built")
+        return
+    scores = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
+    truth = pd.read_csv(arguments.ground_truth)
+    quality = rank_quality(scores, truth)
+    suffix = "_fast" if arguments.fast else ""
+    quality.to_csv(arguments.output / f"rank_quality{suffix}.csv", index=False)
+    summary = summarise_quality(quality)
+    summary.to_csv(arguments.output / f"rank_quality_summary{suffix}.csv", index=False)
+    print(summary.to_markdown(index=False, floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
