@@ -43,7 +43,7 @@ from huggingface_hub.errors import (
 )
 
 from lead_hub.hub_card import CARD_PATH, LEADERBOARD_PATH, PROVENANCE_PATH, render_card
-from lead_hub.hub_merge import merge_leaderboards, published_rows, run_id
+from lead_hub.hub_merge import MergeResult, merge_leaderboards, published_rows, run_id
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,6 @@ def push_leaderboard(table: pd.DataFrame, provenance: Mapping[str, Any], repo_id
     """
     repo_id = dataset_repo_id(repo_id)
     incoming = published_rows(table, provenance)
-    run = run_id(provenance)
     _require_online()
     if token is None and get_token() is None:
         raise HubAuthError(f"publishing to {repo_id} needs a Hugging Face token with write access: set HF_TOKEN, or "
@@ -136,13 +135,9 @@ def push_leaderboard(table: pd.DataFrame, provenance: Mapping[str, Any], repo_id
         created = _ensure_dataset_repo(api, repo_id, private=private, create_pr=create_pr, token=token)
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             head = _with_retries(f"reading {repo_id}", lambda: api.dataset_info(repo_id, revision="main", token=token))
-            existing, provenance_by_run = _read_leaderboard_files(api, repo_id, head, token)
-            merged = merge_leaderboards(existing, incoming)
-            provenance_by_run = {**provenance_by_run, run: dict(provenance)}
-            provenance_by_run = {key: value for key, value in provenance_by_run.items()
-                                 if key in set(merged.table["run_id"])}
-            files = _serialise(merged.table, provenance_by_run, repo_id=repo_id, top_k=top_k, license=license)
-            _refuse_files_containing_token(files, token)
+            merged, files = _merged_files(api, repo_id, head, incoming, provenance, top_k=top_k, license=license,
+                                          token=token)
+            _refuse_files_containing_token({**files, "the commit message": message.encode()}, token)
             try:
                 commit = _with_retries(f"committing to {repo_id}", lambda: api.create_commit(
                     repo_id, [CommitOperationAdd(path, content) for path, content in files.items()],
@@ -255,6 +250,21 @@ def _read_leaderboard_files(api: HfApi, repo_id: str, head: Any,
     return table, provenance_by_run
 
 
+def _merged_files(api: HfApi, repo_id: str, head: Any, incoming: pd.DataFrame, provenance: Mapping[str, Any], *,
+                  top_k: int, license: str, token: str | None) -> tuple[MergeResult, dict[str, bytes]]:
+    """The merge of ``incoming`` into the leaderboard at commit ``head``, and the files (path -> bytes) to commit.
+
+    The provenance file keeps the record of every ranking that still has a row in the merged table.
+    """
+    existing, provenance_by_run = _read_leaderboard_files(api, repo_id, head, token)
+    merged = merge_leaderboards(existing, incoming)
+    runs_left = set(merged.table["run_id"])
+    provenance_by_run = {identifier: record
+                         for identifier, record in {**provenance_by_run, run_id(provenance): dict(provenance)}.items()
+                         if identifier in runs_left}
+    return merged, _serialise(merged.table, provenance_by_run, repo_id=repo_id, top_k=top_k, license=license)
+
+
 def _serialise(table: pd.DataFrame, provenance_by_run: dict[str, dict[str, Any]], *, repo_id: str, top_k: int,
                license: str) -> dict[str, bytes]:
     buffer = io.BytesIO()
@@ -265,13 +275,14 @@ def _serialise(table: pd.DataFrame, provenance_by_run: dict[str, dict[str, Any]]
 
 
 def _refuse_files_containing_token(files: Mapping[str, bytes], token: str | None) -> None:
+    """Raise HubError naming the files (path -> content) that contain the Hub token, without showing it."""
     secret = token or get_token()
     if not secret:
         return
     leaking = [path for path, content in files.items() if secret.encode() in content]
     if leaking:
-        raise HubError(f"refusing to publish: {', '.join(leaking)} would contain your Hub token (it is in the "
-                       "leaderboard table or its provenance). Remove it and publish again")
+        raise HubError(f"refusing to publish: {', '.join(leaking)} would contain your Hub token (it came with the "
+                       "leaderboard table, its provenance or the commit message). Remove it and publish again")
 
 
 def _default_commit_message(table: pd.DataFrame) -> str:

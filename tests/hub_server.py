@@ -121,7 +121,7 @@ class RequestRecord:
     authenticated: bool
 
 
-class HubError(Exception):
+class LoopbackError(Exception):
     """An HTTP error answer: status, message, and the Hub's X-Error-Code when it has one."""
 
     def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
@@ -171,7 +171,7 @@ class HubStore:
             raise ValueError(f"repo_type must be one of {REPO_TYPES}, got {repo_type!r}")
         with self.lock:
             if (repo_type, repo_id) in self.repos:
-                raise HubError(409, f"You already created this {repo_type} repo: {repo_id}")
+                raise LoopbackError(409, f"You already created this {repo_type} repo: {repo_id}")
             repo = Repo(repo_type, repo_id, private, _now(), info=dict(info or {}))
             self.repos[(repo_type, repo_id)] = repo
             self._add_commit(repo, None, {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"},
@@ -181,14 +181,14 @@ class HubStore:
     def delete_repo(self, repo_type: str, repo_id: str) -> None:
         with self.lock:
             if self.repos.pop((repo_type, repo_id), None) is None:
-                raise HubError(404, f"Repository {repo_id} not found", "RepoNotFound")
+                raise LoopbackError(404, f"Repository {repo_id} not found", "RepoNotFound")
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         with self.lock:
             try:
                 return self.repos[(repo_type, repo_id)]
             except KeyError:
-                raise HubError(404, "Repository not found", "RepoNotFound") from None
+                raise LoopbackError(404, "Repository not found", "RepoNotFound") from None
 
     def resolve(self, repo: Repo, revision: str) -> Commit:
         """The commit a revision names: a branch, ``refs/pr/N``, ``refs/heads/<branch>`` or a (short) commit id."""
@@ -203,7 +203,7 @@ class HubStore:
             matches = [oid for oid in repo.commits if len(name) >= 7 and oid.startswith(name)]
             if len(matches) == 1:
                 return repo.commits[matches[0]]
-            raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+            raise LoopbackError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
 
     def files(self, repo_type: str, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         """The file tree (path -> content) of a repository at ``revision``."""
@@ -229,16 +229,16 @@ class HubStore:
                     base = self.resolve(repo, parent_commit)
             elif parent_commit is not None and not base.oid.startswith(parent_commit):
                 self.conflicts += 1
-                raise HubError(412, _CONFLICT_MESSAGE)
+                raise LoopbackError(412, _CONFLICT_MESSAGE)
             files = dict(base.files)
             for path in delete:
                 if path.endswith("/"):
                     doomed = [name for name in files if name.startswith(path)]
                     if not doomed:
-                        raise HubError(404, f"A folder with this name doesn't exist: {path}", "EntryNotFound")
+                        raise LoopbackError(404, f"A folder with this name doesn't exist: {path}", "EntryNotFound")
                 else:
                     if path not in files:
-                        raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
+                        raise LoopbackError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
                     doomed = [path]
                 for name in doomed:
                     del files[name]
@@ -253,7 +253,7 @@ class HubStore:
                 return self._add_commit(repo, base.oid, files, message, description, author,
                                         pull_request=number), None
             if branch not in repo.branches:
-                raise HubError(400, f"Cannot commit to {revision}: not a branch", "RevisionNotFound")
+                raise LoopbackError(400, f"Cannot commit to {revision}: not a branch", "RevisionNotFound")
             return self._add_commit(repo, base.oid, files, message, description, author, branch=branch), None
 
     def _add_commit(self, repo: Repo, parent: str | None, files: dict[str, bytes], title: str, message: str,
@@ -345,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         user = self.store.users.get(authorization[len("bearer "):].strip())
         if user is None:
-            raise HubError(401, "Invalid credentials in Authorization header")
+            raise LoopbackError(401, "Invalid credentials in Authorization header")
         return user
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
@@ -370,9 +370,9 @@ class _Handler(BaseHTTPRequestHandler):
             failure = self.store._take_failure()
             if failure is not None:
                 self._body()
-                raise HubError(failure, f"loopback hub: injected failure {failure}")
+                raise LoopbackError(failure, f"loopback hub: injected failure {failure}")
             self._route()
-        except HubError as error:
+        except LoopbackError as error:
             headers = {"X-Error-Message": error.message, **error.headers}
             if error.code:
                 headers["X-Error-Code"] = error.code
@@ -402,7 +402,7 @@ class _Handler(BaseHTTPRequestHandler):
         resolve = self._parse_resolve(parts)
         if resolve is not None:
             return self._resolve(*resolve)
-        raise HubError(404, f"loopback hub: no route for {method} {url.path}")
+        raise LoopbackError(404, f"loopback hub: no route for {method} {url.path}")
 
     def _repo_api(self, repo_type: str, repo_id: str, action: str, rest: list[str],
                   query: dict[str, list[str]]) -> None:
@@ -423,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refs(repo_type, repo_id, query)
         if action == "commits" and self.command == "GET":
             return self._commits(repo_type, repo_id, revision)
-        raise HubError(404, f"loopback hub: no route for {self.command} {action!r} on {repo_id}")
+        raise LoopbackError(404, f"loopback hub: no route for {self.command} {action!r} on {repo_id}")
 
     def _parse_resolve(self, parts: list[str]) -> tuple[str, str, str, str] | None:
         repo_type = {"datasets": "dataset", "spaces": "space"}.get(parts[0], "model")
@@ -436,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _readable_repo(self, repo_type: str, repo_id: str) -> Repo:
         repo = self.store.repo(repo_type, repo_id)
         if not self.store.can_read(self._user(), repo):
-            raise HubError(404, "Repository not found", "RepoNotFound")
+            raise LoopbackError(404, "Repository not found", "RepoNotFound")
         return repo
 
     def _repo_url(self, repo: Repo) -> str:
@@ -446,7 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _whoami(self) -> None:
         user = self._user()
         if user is None:
-            raise HubError(401, "You must be authenticated to access this endpoint")
+            raise LoopbackError(401, "You must be authenticated to access this endpoint")
         self._json({
             "type": "user", "id": hashlib.sha1(user.name.encode()).hexdigest()[:24], "name": user.name,
             "fullname": user.name, "orgs": [{"type": "org", "name": org} for org in user.orgs],
@@ -457,17 +457,16 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.loads(self._body() or b"{}")
         user = self._user()
         if user is None:
-            raise HubError(401, "You must be authenticated to create a repository")
+            raise LoopbackError(401, "You must be authenticated to create a repository")
         repo_type = payload.get("type") or "model"
         repo_id = f"{payload.get('organization') or user.name}/{payload['name']}"
         if not self.store.can_write(user, repo_id):
-            raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace "
+            raise LoopbackError(403, f"You don't have the rights to create a {repo_type} under the namespace "
                                 f"\"{repo_id.split('/')[0]}\"")
         private = payload.get("private", payload.get("visibility") == "private")
         try:
             repo = self.store.create_repo(repo_type, repo_id, private=bool(private), author=user.name)
-        except HubError as error:
-            error.headers = {}
+        except LoopbackError as error:
             self._json({"error": error.message, "url": f"{self.endpoint}/{_URL_PREFIX[repo_type]}{repo_id}"},
                        error.status, {"X-Error-Message": error.message})
             return
@@ -479,7 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
         repo_type = payload.get("type") or "model"
         repo_id = f"{payload.get('organization') or (user.name if user else '')}/{payload['name']}"
         if not self.store.can_write(user, repo_id):
-            raise HubError(403, f"You don't have the rights to delete {repo_id}")
+            raise LoopbackError(403, f"You don't have the rights to delete {repo_id}")
         self.store.delete_repo(repo_type, repo_id)
         self._send(200)
 
@@ -549,10 +548,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _writable_for(self, repo: Repo, create_pr: bool) -> User:
         user = self._user()
         if user is None:
-            raise HubError(401, "You must be authenticated to write to this repository")
+            raise LoopbackError(401, "You must be authenticated to write to this repository")
         allowed = self.store.can_read(user, repo) if create_pr else self.store.can_write(user, repo.repo_id)
         if not allowed:
-            raise HubError(403, f"You don't have the rights to write to {repo.repo_id}: open a pull request "
+            raise LoopbackError(403, f"You don't have the rights to write to {repo.repo_id}: open a pull request "
                                 "instead")
         return user
 
@@ -582,17 +581,17 @@ class _Handler(BaseHTTPRequestHandler):
             key, value = line["key"], line["value"]
             if key == "file":
                 if value.get("encoding") != "base64":
-                    raise HubError(400, f"unsupported encoding {value.get('encoding')!r}")
+                    raise LoopbackError(400, f"unsupported encoding {value.get('encoding')!r}")
                 additions[value["path"]] = base64.b64decode(value["content"])
             elif key == "deletedFile":
                 deletions.append(value["path"])
             elif key == "deletedFolder":
                 deletions.append(value["path"].rstrip("/") + "/")
             elif key in ("lfsFile", "xetFile"):
-                raise HubError(400, "the loopback hub stores no LFS/Xet objects: it answers preupload with "
+                raise LoopbackError(400, "the loopback hub stores no LFS/Xet objects: it answers preupload with "
                                     "uploadMode 'regular', so files must come inline")
             elif key != "header":
-                raise HubError(400, f"unknown commit operation {key!r}")
+                raise LoopbackError(400, f"unknown commit operation {key!r}")
         self.store._wait_rendezvous("commit")
         commit, number = self.store.commit(
             repo_type, repo_id, add=additions, delete=tuple(deletions), message=header.get("summary", ""),
@@ -628,7 +627,7 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self.store.resolve(repo, revision)
         entries = self._entries(commit, path, _truthy(query.get("recursive")))
         if path and not entries:
-            raise HubError(404, f"{path} does not exist on {revision}", "EntryNotFound",
+            raise LoopbackError(404, f"{path} does not exist on {revision}", "EntryNotFound",
                            {"X-Repo-Commit": commit.oid})
         self._json(entries)
 
@@ -666,7 +665,7 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self.store.resolve(repo, revision)
         content = commit.files.get(path)
         if content is None:
-            raise HubError(404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": commit.oid})
+            raise LoopbackError(404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": commit.oid})
         headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{git_blob_oid(content)}"', "Accept-Ranges": "bytes"}
         status, body = 200, content
         byte_range = self.headers.get("Range")
@@ -677,7 +676,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 start, end = max(len(content) - int(end_text), 0), len(content) - 1
             if start >= len(content):
-                raise HubError(416, f"Range {byte_range} is outside {len(content)} bytes",
+                raise LoopbackError(416, f"Range {byte_range} is outside {len(content)} bytes",
                                headers={"Content-Range": f"bytes */{len(content)}"})
             status, body = 206, content[start:end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"

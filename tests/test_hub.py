@@ -15,6 +15,7 @@ from test_hub_merge import ranking
 from lead_hub import hub
 from lead_hub.hub import (
     HubAuthError,
+    HubConflictError,
     HubError,
     HubNetworkError,
     HubNotFoundError,
@@ -126,6 +127,25 @@ def test_a_push_that_loses_the_race_rereads_merges_and_retries(loopback, monkeyp
     result = push_leaderboard(cifar.table, cifar.provenance, "alice/leaderboard")
     assert result.attempts == 2 and store.conflicts == 1
     assert sorted(published_table(store, "alice/leaderboard")["dataset"]) == ["cifar", "eurosat", "svhn"]
+
+
+def test_a_branch_that_keeps_moving_is_a_conflict_error(loopback, monkeypatch):
+    board = ranking("eurosat", {"a": 1.0})
+    push_leaderboard(board.table, board.provenance, "alice/leaderboard")
+    store = loopback.store
+    original_info = hub.HfApi.dataset_info
+
+    def info_then_another_commit(self, *args, **kwargs):
+        info = original_info(self, *args, **kwargs)
+        store.commit("dataset", "alice/leaderboard", add={"busy.txt": str(store.conflicts).encode()}, author="bob")
+        return info
+
+    monkeypatch.setattr(hub.HfApi, "dataset_info", info_then_another_commit)
+    monkeypatch.setattr(hub, "CONFLICT_ATTEMPTS", 3)
+    with pytest.raises(HubConflictError, match="kept changing.*each of 3 attempts"):
+        push_leaderboard(ranking("cifar", {"b": 2.0}).table, ranking("cifar", {"b": 2.0}).provenance,
+                         "alice/leaderboard")
+    assert store.conflicts == 3
 
 
 def test_create_pr_proposes_the_merge_to_a_repo_the_user_cannot_write(loopback, monkeypatch):
