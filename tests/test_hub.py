@@ -105,24 +105,33 @@ def test_an_identical_push_makes_no_commit(loopback):
     assert len(loopback.store.repo("dataset", "alice/leaderboard").commits) == 2
 
 
+def after_each_head_read(monkeypatch, another_writer) -> None:
+    """Call ``another_writer()`` right after each push reads the head of main: a writer landing in between."""
+    read_head = hub.HfApi.dataset_info
+
+    def read_head_then_let_another_writer_in(self, *args, **kwargs):
+        head = read_head(self, *args, **kwargs)
+        another_writer()
+        return head
+
+    monkeypatch.setattr(hub.HfApi, "dataset_info", read_head_then_let_another_writer_in)
+
+
 def test_a_push_that_loses_the_race_rereads_merges_and_retries(loopback, monkeypatch):
     board = ranking("eurosat", {"a": 1.0})
     push_leaderboard(board.table, board.provenance, "alice/leaderboard")
     store = loopback.store
-    original_info = hub.HfApi.dataset_info
 
-    def info_then_another_writer_publishes(self, *args, **kwargs):
-        info = original_info(self, *args, **kwargs)
-        if store.conflicts == 0:  # another writer publishes right after this push read the head
+    def publish_svhn_once():
+        if store.conflicts == 0:
             svhn = ranking("svhn", {"c": 4.0})
             table = merge_leaderboards(published_table(store, "alice/leaderboard"),
                                        published_rows(svhn.table, svhn.provenance)).table
             buffer = io.BytesIO()
             table.to_parquet(buffer, index=False)
             store.commit("dataset", "alice/leaderboard", add={LEADERBOARD_PATH: buffer.getvalue()}, author="bob")
-        return info
 
-    monkeypatch.setattr(hub.HfApi, "dataset_info", info_then_another_writer_publishes)
+    after_each_head_read(monkeypatch, publish_svhn_once)
     cifar = ranking("cifar", {"b": 2.0})
     result = push_leaderboard(cifar.table, cifar.provenance, "alice/leaderboard")
     assert result.attempts == 2 and store.conflicts == 1
@@ -133,18 +142,12 @@ def test_a_branch_that_keeps_moving_is_a_conflict_error(loopback, monkeypatch):
     board = ranking("eurosat", {"a": 1.0})
     push_leaderboard(board.table, board.provenance, "alice/leaderboard")
     store = loopback.store
-    original_info = hub.HfApi.dataset_info
-
-    def info_then_another_commit(self, *args, **kwargs):
-        info = original_info(self, *args, **kwargs)
-        store.commit("dataset", "alice/leaderboard", add={"busy.txt": str(store.conflicts).encode()}, author="bob")
-        return info
-
-    monkeypatch.setattr(hub.HfApi, "dataset_info", info_then_another_commit)
+    after_each_head_read(monkeypatch, lambda: store.commit(
+        "dataset", "alice/leaderboard", add={"busy.txt": str(store.conflicts).encode()}, author="bob"))
     monkeypatch.setattr(hub, "CONFLICT_ATTEMPTS", 3)
+    cifar = ranking("cifar", {"b": 2.0})
     with pytest.raises(HubConflictError, match="kept changing.*each of 3 attempts"):
-        push_leaderboard(ranking("cifar", {"b": 2.0}).table, ranking("cifar", {"b": 2.0}).provenance,
-                         "alice/leaderboard")
+        push_leaderboard(cifar.table, cifar.provenance, "alice/leaderboard")
     assert store.conflicts == 3
 
 
