@@ -136,7 +136,8 @@ def freeze_batchnorm_statistics(model: torch.nn.Module) -> None:
 
 
 def _normalise(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    return (batch.float() / 255.0 - mean) / std
+    """uint8 pixels to the model's normalised float input, channels-last like the model (see ``finetune_once``)."""
+    return ((batch.float() / 255.0 - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 def accuracies(model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, *, device=None) -> tuple[float, float]:
@@ -225,8 +226,9 @@ def finetune_once(
     started, cpu_started = time.perf_counter(), time.process_time()
     accelerate.utils.set_seed(seed)
     # Placed on the device rather than accelerator.prepare()d: prepare keeps a reference to every model it saw,
-    # which would hold all the models of a long ground-truth job in memory.
-    model = create_timm_model(model_id, num_classes=num_classes).to(device)
+    # which would hold all the models of a long ground-truth job in memory. Channels-last lets oneDNN run the
+    # depthwise convolutions: training measured 1.35-1.4x faster on one CPU core for MobileNets and EfficientNet-Lite.
+    model = create_timm_model(model_id, num_classes=num_classes).to(device, memory_format=torch.channels_last)
     train_model(model, train_images, train_labels, lr=lr, seed=seed, protocol=protocol, accelerator=accelerator)
     train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     val_acc = accuracies(model, *validation, device=device)[0] if validation is not None else math.nan
