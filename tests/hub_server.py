@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -732,9 +733,10 @@ def client_environment(endpoint: str, home: str, token: str | None = None) -> di
 def point_client_at(monkeypatch: Any, endpoint: str, home: str, token: str | None = None) -> None:
     """Point the in-process ``huggingface_hub`` (and ``datasets``) at the loopback Hub for one test.
 
-    ``monkeypatch`` is pytest's fixture. huggingface_hub and datasets read HF_ENDPOINT, HF_HUB_OFFLINE and the token
-    path once, at import, so the constants derived from them are patched as well as the environment (those of
-    ``datasets`` only when it is already imported: a later import reads the patched environment).
+    ``monkeypatch`` is pytest's fixture. huggingface_hub and datasets read HF_ENDPOINT, HF_HUB_OFFLINE, HF_HOME and
+    the paths under it once, at import, so the constants derived from them are patched as well as the environment
+    (those of ``datasets`` only when it is already imported: a later import reads the patched environment).
+    Downloads, caches and token files then live under ``home``, never in the user's real cache.
     """
     from huggingface_hub import constants
 
@@ -748,9 +750,14 @@ def point_client_at(monkeypatch: Any, endpoint: str, home: str, token: str | Non
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", f"{home}/token")
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", f"{home}/stored_tokens")
+    monkeypatch.setattr(constants, "HF_HOME", home)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", f"{home}/hub")
+    monkeypatch.setattr(constants, "HF_ASSETS_CACHE", f"{home}/assets")
+    monkeypatch.setattr(constants, "HF_XET_CACHE", f"{home}/xet")
     datasets_config = sys.modules.get("datasets.config")
     if datasets_config is not None:
         monkeypatch.setattr(datasets_config, "HF_ENDPOINT", endpoint)
         monkeypatch.setattr(datasets_config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
         monkeypatch.setattr(datasets_config, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(datasets_config, "HF_DATASETS_OFFLINE", False)
+        monkeypatch.setattr(datasets_config, "HF_DATASETS_CACHE", Path(home) / "datasets")
