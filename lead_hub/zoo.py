@@ -50,11 +50,11 @@ class ZooEntry:
 
 @dataclass(frozen=True)
 class Zoo:
-    """A named list of candidates read from ``path``."""
+    """A named list of candidates, read from ``path`` (None for a zoo built by a Hub search)."""
 
     name: str
     description: str
-    path: Path
+    path: Path | None
     entries: tuple[ZooEntry, ...]
 
     @property
@@ -105,6 +105,27 @@ def load_zoo(name_or_path: str | Path) -> Zoo:
             raise ValueError(f"zoo file {path}: model {entry.model_id!r} is listed twice")
         seen.add(entry.model_id or "")
     return Zoo(str(document.get("name", path.stem)), str(document.get("description", "")).strip(), path, entries)
+
+
+def search_zoo(query: str | None, *, limit: int = 10, library: str | None = None, min_params: int | None = None,
+               max_params: int | None = None, task: str = "image-classification") -> Zoo:
+    """A zoo of the ``limit`` most downloaded Hub models for ``task`` matching ``query`` (None: any name).
+
+    The search is :func:`lead_hub.models.search_hub_models` (gated and disabled repos left out; ``library``,
+    ``min_params`` and ``max_params`` filter); each entry is pinned to the commit the search found. Raises
+    LookupError when nothing matches.
+    """
+    from lead_hub.models import search_hub_models
+
+    found = search_hub_models(task, library=library, limit=limit, min_params=min_params, max_params=max_params,
+                              search=query)
+    if not found:
+        raise LookupError(f"no Hub model for task {task!r} matches search {query!r} (library={library}, "
+                          f"min_params={min_params}, max_params={max_params}); widen the search")
+    entries = tuple(ZooEntry(model_id=model.model_id, load_id=model.model_id, revision=model.sha,
+                             params=model.num_parameters) for model in found)
+    description = f"the {len(entries)} most downloaded {task} models on the Hub matching {query!r}"
+    return Zoo(f"hub-search:{query or ''}", description, None, entries)
 
 
 def resolve_local_dir(model_id: str, base_dir: Path) -> str:

@@ -1,0 +1,127 @@
+"""``lead-hub rank``: rank candidate models for a dataset and print, save or publish the leaderboard.
+
+A thin wrapper of :func:`lead_hub.ranking.rank`: the arguments map one to one onto its parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+DEFAULT_CACHE_DIR = Path(".lead_hub_cache")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rank", help="rank candidate models for a dataset",
+        description="Score candidate models on a sample of your dataset with LEAD (and other metrics) and rank "
+                    "them. Example: lead-hub rank --zoo demo --dataset demo --image-size 64")
+    candidates = parser.add_mutually_exclusive_group(required=True)
+    candidates.add_argument("--models", nargs="+", metavar="ID",
+                            help="model ids: hf-hub:<repo>, <owner>/<name>, local-dir:<folder> or a timm name")
+    candidates.add_argument("--zoo", metavar="NAME", help="a shipped zoo (see 'lead-hub zoo list') or a zoo YAML file")
+    candidates.add_argument("--search", metavar="QUERY",
+                            help="the most downloaded image-classification models on the Hub matching QUERY")
+    parser.add_argument("--search-limit", type=int, default=10, help="models taken from --search (default: 10)")
+    parser.add_argument("--library", help="with --search: only models of this library (timm, transformers)")
+    parser.add_argument("--dataset", required=True,
+                        help="Hub dataset id, .parquet file or folder, image folder, .zip, or 'demo' (the embedded "
+                             "EuroSAT sample)")
+    parser.add_argument("--split", default="train", help="dataset split (default: train)")
+    parser.add_argument("--dataset-revision", help="branch, tag or commit of a Hub dataset")
+    sampling = parser.add_mutually_exclusive_group()
+    sampling.add_argument("--samples-per-class", type=int, help="images drawn per class (default: all)")
+    sampling.add_argument("--max-samples", type=int, help="images drawn in all, stratified by class")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
+    parser.add_argument("--image-size", type=int,
+                        help="resize every image to this square size for every model (default: each model's own "
+                             "preprocessing)")
+    parser.add_argument("--metrics", nargs="+", default=["lead"], metavar="NAME",
+                        help="metrics, primary first (default: lead); see lead_hub.metrics.available()")
+    parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
+                        help="an option of one metric, e.g. lead.rate_scale=per_model (VALUE is read as JSON "
+                             "when it parses, else as a string); repeatable")
+    parser.add_argument("--per-class", action="store_true", help="also write per-class diagnostics (JSON output)")
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="write leaderboard.{csv,json,parquet,md,png} into DIR")
+    parser.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                        help="merge the leaderboard into this Hub dataset repository (see 'lead-hub push')")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                        help=f"feature cache (default: {DEFAULT_CACHE_DIR} in the current folder)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run_rank)
+
+
+def run_rank(arguments: argparse.Namespace) -> int:
+    from lead_hub.ranking import rank
+    from lead_hub.zoo import search_zoo
+
+    if arguments.search is not None:
+        models = search_zoo(arguments.search, limit=arguments.search_limit, library=arguments.library)
+    else:
+        models = arguments.zoo if arguments.zoo is not None else arguments.models
+    board = rank(
+        models,
+        arguments.dataset,
+        split=arguments.split,
+        metrics=[name for item in arguments.metrics for name in item.split(",") if name],
+        samples_per_class=arguments.samples_per_class,
+        max_samples=arguments.max_samples,
+        seed=arguments.seed,
+        image_size=arguments.image_size,
+        metric_options=parse_metric_options(arguments.metric_option),
+        cache_dir=None if arguments.no_cache else arguments.cache_dir,
+        progress=not arguments.quiet,
+        per_class=arguments.per_class,
+        batch_size=arguments.batch_size,
+        dataset_revision=arguments.dataset_revision,
+    )
+    console = Console()
+    console.print(board)
+    if arguments.output is not None:
+        for path in board.save(arguments.output):
+            console.print(f"wrote {path}")
+    if board.best_model is None:
+        print("lead-hub rank: error: no model could be scored; see the notes column", file=sys.stderr)
+        return 1
+    if arguments.push_to_hub is not None:
+        return _push(board, arguments.push_to_hub)
+    return 0
+
+
+def parse_metric_options(items: list[str]) -> dict[str, dict]:
+    """``["lead.rate_scale=per_model", "lead.folds=3"]`` → ``{"lead": {"rate_scale": "per_model", "folds": 3}}``."""
+    options: dict[str, dict] = {}
+    for item in items:
+        name, separator, value = item.partition("=")
+        metric, dot, key = name.partition(".")
+        if not separator or not dot or not metric or not key:
+            raise ValueError(f"--metric-option {item!r}: expected METRIC.KEY=VALUE, e.g. lead.rate_scale=per_model")
+        options.setdefault(metric, {})[key] = _json_or_text(value)
+    return options
+
+
+def _json_or_text(value: str):
+    """``3`` → 3, ``1e-4`` → 0.0001, ``[8, 16]`` → [8, 16], ``true`` → True; anything else stays a string."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _push(board, repo_id: str) -> int:
+    from lead_hub.hub import HubError, push_leaderboard
+
+    try:
+        result = push_leaderboard(board.table, board.provenance, repo_id)
+    except HubError as error:
+        print(f"lead-hub rank: error: {error}", file=sys.stderr)
+        return 1
+    print(f"Published to {result.repo_id}: {result.pull_request_url or result.commit_url}")
+    return 0

@@ -1,0 +1,310 @@
+"""Rank candidate models for a dataset: the one function behind the CLI, the Space and the Python API.
+
+``rank(models, dataset)`` loads the dataset sample once, extracts every model's features (through the feature
+cache), scores every model with every chosen metric under identical settings and returns a
+:class:`~lead_hub.leaderboard.Leaderboard`. One model failing (it cannot be loaded, a metric raises) costs only
+its own cells: they become NaN with a note, and every other result is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import inspect
+import logging
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from lead_hub import metrics as metric_registry
+from lead_hub.leaderboard import Leaderboard
+from lead_hub.zoo import Zoo, ZooEntry, load_zoo, zoo_path
+
+logger = logging.getLogger(__name__)
+
+DEMO_DATASET = Path(__file__).resolve().parents[1] / "demo" / "eurosat_mini.zip"
+DATASET_ALIASES = {"demo": DEMO_DATASET}
+"""Dataset names that stand for a file of the repository: ``demo`` is the embedded 300-image EuroSAT sample."""
+
+_VERSIONED_PACKAGES = ("lead-hub", "numpy", "scipy", "scikit-learn", "torch", "timm", "transformers", "datasets",
+                       "huggingface_hub", "accelerate")
+
+
+@dataclass
+class _ModelResult:
+    """What one model produced so far: its row of the table and the arrays the set-relative metrics need."""
+
+    row: dict
+    inputs: dict | None
+    notes: list[str]
+
+
+def rank(
+    models: str | Path | Zoo | Sequence[str | ZooEntry],
+    dataset: str | Path,
+    *,
+    split: str = "train",
+    metrics: Sequence[str] = ("lead",),
+    samples_per_class: int | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+    metric_options: Mapping[str, Mapping[str, Any]] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    on_model_done: Callable[[str, Leaderboard], None] | None = None,
+    per_class: bool = False,
+    batch_size: int = 64,
+    dataset_revision: str | None = None,
+) -> Leaderboard:
+    """Score every candidate model on ``dataset`` and return them ranked by the first of ``metrics``.
+
+    ``models``: a shipped zoo name (``"demo"``), the path of a zoo YAML file, a :class:`~lead_hub.zoo.Zoo`
+    (e.g. from :func:`lead_hub.zoo.search_zoo`), one model id, or a list of model ids / zoo entries.
+    ``dataset``: anything :func:`lead_hub.data.load_images` reads (Hub id, parquet, image folder, zip), or an
+    alias of :data:`DATASET_ALIASES`. ``split``, ``samples_per_class``, ``max_samples``, ``seed`` and
+    ``dataset_revision`` choose the sample (drawn once, shared by every model). ``image_size`` resizes every
+    image to that square size for every model alike; None keeps each model's own preprocessing.
+
+    ``metrics``: registry names (``lead_hub.metrics.available()``); ``metric_options`` maps a metric name to the
+    keyword options it gets, identical for every model. A metric raising ``MetricNotApplicable`` for a model
+    (e.g. it needs source logits and the model has no head) leaves NaN and a note in that cell; any other error
+    of one model is logged and noted, and the run goes on. Set-relative metrics (those with ``combine``) are
+    scored once over every model whose features were extracted, after all extractions.
+
+    ``cache_dir`` caches features on disk (a rerun recomputes nothing); ``progress`` shows progress bars;
+    ``on_model_done(model_id, partial_leaderboard)`` is called after each model (set-relative metrics are NaN
+    until the end). ``per_class=True`` adds per-class diagnostics from metrics that return them
+    (``return_diagnostics``), in ``Leaderboard.per_class``.
+    """
+    from lead_hub.data import load_images
+
+    started = time.perf_counter()
+    candidates, candidate_provenance = resolve_candidates(models)
+    metric_names = _metric_names(metrics)
+    options = _metric_options(metric_names, metric_options)
+    source = resolve_dataset(dataset)
+    images = load_images(source, split=split, samples_per_class=samples_per_class, max_samples=max_samples,
+                         seed=seed, revision=dataset_revision)
+    # A Hub dataset pinned to a commit is named by its provenance; a local file by a hash of its images' bytes
+    # (extract_many's default), so editing the file invalidates the cache.
+    cache_key = None if images.revision is None else images.provenance()
+    provenance = {
+        "dataset": str(dataset),
+        "dataset_source": str(source),
+        "split": split,
+        "dataset_revision": images.revision,
+        "samples": len(images),
+        "num_classes": len(images.class_names),
+        "class_names": list(images.class_names),
+        "samples_per_class": samples_per_class,
+        "max_samples": max_samples,
+        "seed": seed,
+        "metrics": metric_names,
+        "metric_options": options,
+        "image_size": image_size,
+        "candidates": candidate_provenance,
+        "versions": library_versions(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    per_model_metrics = [name for name in metric_names if metric_registry.info(name).combine is None]
+    set_metrics = [name for name in metric_names if metric_registry.info(name).combine is not None]
+    results: dict[str, _ModelResult] = {}
+    per_class_rows: list[dict] = []
+    for candidate in tqdm(candidates, desc="models", unit="model", disable=not progress or len(candidates) < 2):
+        result = _extract(candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names)
+        if result.inputs is not None:
+            for name in per_model_metrics:
+                per_class_rows += _score_one(name, options[name], candidate.model_id, result, per_class,
+                                             images.class_names)
+        results[candidate.model_id] = result
+        if on_model_done is not None:
+            on_model_done(candidate.model_id, _leaderboard(results, provenance, started))
+    for name in set_metrics:
+        _score_set(name, options[name], results)
+    per_class_table = pd.DataFrame(per_class_rows) if per_class else None
+    return _leaderboard(results, provenance, started, per_class_table)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model to rank: ``model_id`` as shown in the leaderboard, ``load_id`` as given to the loader."""
+
+    model_id: str
+    load_id: str
+    revision: str | None = None
+
+
+def resolve_candidates(models: str | Path | Zoo | Sequence[str | ZooEntry]) -> tuple[list[Candidate], dict]:
+    """The candidates of ``models`` (see :func:`rank`) and a JSON-ready description of where they came from."""
+    zoo = None
+    if isinstance(models, Zoo):
+        zoo = models
+    elif isinstance(models, (str, Path)):
+        zoo = load_zoo(models) if _is_zoo_reference(models) else None
+        if zoo is None:
+            models = [str(models)]
+    if zoo is not None:
+        entries = list(zoo.loadable)
+        described = {"zoo": zoo.name, "zoo_file": None if zoo.path is None else str(zoo.path),
+                     "without_loadable_copy": [entry.label or "?" for entry in zoo.unavailable]}
+        if not entries:
+            raise ValueError(f"zoo {zoo.name!r} has no model with a loadable copy ({len(zoo.entries)} entries, each "
+                             "with a note saying where its weights are); pick another zoo or list model ids")
+    else:
+        entries = [entry if isinstance(entry, ZooEntry) else ZooEntry(model_id=str(entry), load_id=str(entry))
+                   for entry in models]
+        described = {"models": [entry.model_id for entry in entries]}
+    candidates = [Candidate(entry.model_id, entry.load_id, entry.revision) for entry in entries]
+    if not candidates:
+        raise ValueError("no candidate models given; pass model ids, a zoo name or a zoo")
+    duplicated = sorted({c.model_id for c in candidates if [d.model_id for d in candidates].count(c.model_id) > 1})
+    if duplicated:
+        raise ValueError(f"candidate models listed more than once: {duplicated}")
+    return candidates, described
+
+
+def resolve_dataset(dataset: str | Path) -> str | Path:
+    """The source behind a dataset alias (``demo``); any other value unchanged."""
+    return DATASET_ALIASES.get(str(dataset), dataset)
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of lead_hub and the libraries that shape its numbers, plus Python's."""
+    versions = {"python": platform.python_version()}
+    for package in _VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _is_zoo_reference(models: str | Path) -> bool:
+    try:
+        zoo_path(models)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _metric_names(metrics: Sequence[str]) -> list[str]:
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    names = [metric_registry.info(name).name for name in metrics]
+    if not names:
+        raise ValueError(f"no metric chosen; choose among {', '.join(metric_registry.available())}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a metric is listed twice in {list(metrics)}")
+    return names
+
+
+def _metric_options(names: list[str], given: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict]:
+    """Options per metric, keyed by the metric's primary name; options for a metric not chosen are an error."""
+    options = {name: {} for name in names}
+    for key, value in (given or {}).items():
+        name = metric_registry.info(key).name
+        if name not in options:
+            raise ValueError(f"metric_options given for {key!r}, which is not among the chosen metrics {names}")
+        options[name] = dict(value)
+    return options
+
+
+def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, progress, batch_size,
+             metric_names) -> _ModelResult:
+    """Features of one candidate; on failure a row of NaN scores noting the error."""
+    from lead_hub.features import extract_many
+
+    row = {"model_id": candidate.model_id, "model_revision": candidate.revision,
+           **{name: np.nan for name in metric_names}, "score_seconds": 0.0}
+    started = time.perf_counter()
+    try:
+        extracted = extract_many([candidate.load_id], images, image_size=image_size,
+                                 revisions={candidate.load_id: candidate.revision} if candidate.revision else None,
+                                 batch_size=batch_size, cache_dir=cache_dir, dataset_key=cache_key,
+                                 progress=progress, on_error="raise")[candidate.load_id]
+    except Exception as error:  # noqa: BLE001 - one model that cannot be loaded or run must not end the ranking
+        logger.warning("%s: feature extraction failed: %s", candidate.model_id, error)
+        row["extract_seconds"] = time.perf_counter() - started
+        return _ModelResult(row, None, [f"feature extraction failed: {type(error).__name__}: {error}"])
+    row.update(model_revision=extracted.revision, feature_dim=extracted.features.shape[1],
+               num_params=extracted.model.get("num_parameters"), extract_seconds=time.perf_counter() - started)
+    notes = ["features read from the cache"] if extracted.from_cache else []
+    inputs = {"features": extracted.features, "labels": extracted.labels, "source_logits": extracted.source_logits}
+    return _ModelResult(row, inputs, notes)
+
+
+def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, per_class: bool,
+               class_names: list[str]) -> list[dict]:
+    """Score one model with a per-model metric into ``result``; return its per-class diagnostic rows."""
+    function = metric_registry.get(name)
+    wants_diagnostics = per_class and "return_diagnostics" in inspect.signature(function).parameters
+    started = time.perf_counter()
+    diagnostics = None
+    try:
+        if wants_diagnostics:
+            score, diagnostics = function(**result.inputs, return_diagnostics=True, **options)
+        else:
+            score = metric_registry.score_model_set(name, {model_id: result.inputs}, **options)[model_id]
+        result.row[name] = float(score)
+    except metric_registry.MetricNotApplicable as error:
+        result.notes.append(f"{name}: not applicable ({error})")
+    except Exception as error:  # noqa: BLE001 - a metric failing on one model must not end the ranking
+        logger.warning("%s: metric %s failed: %s", model_id, name, error)
+        result.notes.append(f"{name} failed: {type(error).__name__}: {error}")
+    result.row["score_seconds"] += time.perf_counter() - started
+    return [] if diagnostics is None else _per_class_rows(name, model_id, diagnostics, result.inputs["labels"],
+                                                          class_names)
+
+
+def _score_set(name: str, options: dict, results: dict[str, _ModelResult]) -> None:
+    """Score a set-relative metric once over every extracted model it applies to; split its time evenly."""
+    info = metric_registry.info(name)
+    inputs = {}
+    for model_id, result in results.items():
+        if result.inputs is None:
+            continue
+        if info.needs_source_logits and result.inputs["source_logits"] is None:
+            result.notes.append(f"{name}: not applicable (needs source logits; the model has no classifier head)")
+            continue
+        inputs[model_id] = result.inputs
+    if not inputs:
+        return
+    started = time.perf_counter()
+    try:
+        scores = metric_registry.score_model_set(name, inputs, **options)
+    except Exception as error:  # noqa: BLE001 - the per-model metrics already computed must survive
+        logger.warning("set-relative metric %s failed: %s", name, error)
+        scores, failure = {}, f"{name} failed on the model set: {type(error).__name__}: {error}"
+        for model_id in inputs:
+            results[model_id].notes.append(failure)
+    share = (time.perf_counter() - started) / len(inputs)
+    for model_id in inputs:
+        results[model_id].row["score_seconds"] += share
+        if model_id in scores:
+            results[model_id].row[name] = float(scores[model_id])
+
+
+def _per_class_rows(name: str, model_id: str, diagnostics, labels: np.ndarray, class_names: list[str]) -> list[dict]:
+    """One row per class: its sample count and every length-K array field of the metric's diagnostics."""
+    fields = dataclasses.asdict(diagnostics) if dataclasses.is_dataclass(diagnostics) else dict(diagnostics)
+    per_class = {f"{name}_{key}": np.asarray(value) for key, value in fields.items()
+                 if isinstance(value, np.ndarray) and value.shape == (len(class_names),)}
+    counts = np.bincount(labels, minlength=len(class_names))
+    return [{"model_id": model_id, "metric": name, "class_index": k, "class_name": class_names[k],
+             "samples": int(counts[k]), **{column: float(values[k]) for column, values in per_class.items()}}
+            for k in range(len(class_names))]
+
+
+def _leaderboard(results: dict[str, _ModelResult], provenance: dict, started: float,
+                 per_class: pd.DataFrame | None = None) -> Leaderboard:
+    rows = [{**result.row, "notes": "; ".join(result.notes)} for result in results.values()]
+    return Leaderboard.from_rows(rows, {**provenance, "seconds": round(time.perf_counter() - started, 3)}, per_class)
