@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 
 import numpy as np
@@ -225,3 +226,13 @@ def test_rank_command_fails_when_no_model_can_be_scored(image_folder, tmp_path, 
     code = main(["rank", "--models", f"local-dir:{tmp_path / 'missing'}", "--dataset", str(image_folder),
                  "--no-cache", "--quiet"])
     assert code == 1 and "no model could be scored" in capsys.readouterr().err
+
+
+def test_public_api():
+    import lead_hub
+
+    assert lead_hub.rank is rank and lead_hub.Leaderboard is Leaderboard
+    assert "lead" in lead_hub.metrics.available()
+    assert lead_hub.__version__ == importlib.metadata.version("lead-hub")
+    with pytest.raises(AttributeError, match="no attribute 'ranks'"):
+        lead_hub.ranks
