@@ -8,6 +8,7 @@ import torch
 
 from lead_hub import metrics
 from lead_hub.metrics._lead_evolution import evolution_score
+from lead_hub.metrics._content_keys import content_keys
 from lead_hub.metrics._lead_log_init import initial_logits, standardize_columns
 from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, per_sample_gradient_sq_norms, random_head
 
@@ -52,7 +53,7 @@ def test_gradient_norms_match_autograd():
 def test_mean_eigenvalue_of_explicit_ntk_equals_closed_form():
     features, labels = clustered_features(samples=40, classes=2, dims=6)
     head = random_head(6, (8, 9), 2, seed=1)
-    eigenvalues = class_mean_eigenvalues(head, features, labels, 2, samples_per_class=64)
+    eigenvalues = class_mean_eigenvalues(head, features, labels, 2, keys=np.zeros(len(labels)), samples_per_class=64)
     for cls in range(2):
         gradients = autograd_gradients(head, features[labels == cls])
         gram = gradients @ gradients.T
@@ -88,9 +89,14 @@ def test_evolution_score_by_hand():
     assert evolution_score(log_init, labels, rates, "softmax_ce") == pytest.approx(by_hand)
 
 
+def default_log_init(features, labels, classes):
+    standardized = standardize_columns(features)
+    return initial_logits(standardized, labels, classes, keys=content_keys(standardized, 0))
+
+
 def test_rate_zero_gives_the_classifier_only_score():
     features, labels = clustered_features()
-    log_init = initial_logits(features, labels, 4)
+    log_init = default_log_init(features, labels, 4)
     classifier_only = np.log(log_init[np.arange(len(labels)), labels]).mean()
     assert lead(features, labels, rate_constant=0.0) == pytest.approx(classifier_only, rel=1e-12)
     _, diagnostics = lead(features, labels, return_diagnostics=True)
@@ -110,7 +116,7 @@ def test_infinite_rate_ties_every_model(ce_form):
 @pytest.mark.parametrize("ce_form", ["log_prob", "prob", "softmax_ce"])
 def test_score_is_monotone_in_the_eigenvalues(ce_form):
     features, labels = clustered_features(separation=0.5)
-    log_init = initial_logits(features, labels, 4)
+    log_init = default_log_init(features, labels, 4)
     base = np.array([0.2, 0.5, 1.0, 2.0])
     scores = [evolution_score(log_init, labels, base * factor, ce_form) for factor in (0.0, 0.5, 1.0, 2.0, 8.0)]
     assert np.all(np.diff(scores) > 0)
@@ -168,7 +174,7 @@ def test_diagnostics_report_every_step():
     assert diagnostics.score == score
     assert diagnostics.class_eigenvalues.shape == (4,) and np.all(diagnostics.class_eigenvalues > 0)
     np.testing.assert_allclose(diagnostics.rates, diagnostics.class_eigenvalues * diagnostics.options["rate_constant"])
-    assert set(diagnostics.seconds) == {"log_init", "ntk", "evolution"}
+    assert set(diagnostics.seconds) == {"standardize", "log_init", "ntk", "evolution"}
     assert 0.9 <= diagnostics.log_init_accuracy <= 1.0
 
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def content_keys(features: np.ndarray, seed: int) -> np.ndarray:
-    """One key in [0, 1) per row: ``frac(10² · ⟨z̃, r⟩)`` with z̃ the row standardised by column and r ~ N(0, I)
-    drawn from ``seed``. Rows that differ get keys that look independent and uniform; equal rows get equal keys.
+def content_keys(standardized: np.ndarray, seed: int) -> np.ndarray:
+    """One key in [0, 1) per row: ``frac(10² · ⟨z, r⟩)`` for rows z of column-standardised features and
+    r ~ N(0, I) drawn from ``seed``. Rows that differ get keys that look independent and uniform; equal rows get equal keys.
     The factor 10² keeps keys stable under float32 rounding of the features (a relative perturbation of 1e-7
-    moves a key by about 1e-4). Drop constant columns first when padding must not matter.
+    moves a key by about 1e-4).
+    Constant columns must be dropped first, so that padding a model's features does not move the keys.
     """
-    features = np.asarray(features, dtype=np.float64)
-    std = features.std(axis=0)
-    scaled = (features - features.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    direction = np.random.default_rng([seed, 7919]).standard_normal(features.shape[1])
-    projection = 1e2 * (scaled @ direction)
+    direction = np.random.default_rng([seed, 7919]).standard_normal(standardized.shape[1])
+    projection = 1e2 * (standardized @ direction)
     return projection - np.floor(projection)
 
 

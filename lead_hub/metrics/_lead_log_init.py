@@ -16,8 +16,8 @@ Options (METHOD.md §3, open points 2 and 3):
     temperature T > 0 that minimises the cross-entropy of the margins against the labels (a 1-D fit, the same
     rule for every model); ``"raw"``: the margins themselves (only meaningful with ``ce_form="softmax_ce"``).
 
-Features are standardised per dimension first (constant dimensions are dropped), so the regularisation strength
-means the same for every model whatever its feature scale.
+The classifier sees features standardised per dimension (:func:`standardize_columns`, constant dimensions
+dropped), so the regularisation strength means the same for every model whatever its feature scale.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from lead_hub.metrics._content_keys import content_keys, spread_over_folds
+from lead_hub.metrics._content_keys import spread_over_folds
 from lead_hub.metrics._ridge import ridge_predictions
 
 CLASSIFIERS = ("ridge", "ovr_svm", "cs_svm", "logistic")
@@ -36,21 +36,28 @@ FITS = ("in_sample", "out_of_fold")
 MARGINS = ("softmax", "calibrated", "raw")
 
 
-def standardize_columns(features: np.ndarray) -> np.ndarray:
-    """``(Z − mean) / std`` per column in float64, constant columns (std = 0) dropped."""
+def standardize_columns(features: np.ndarray, *, return_kept: bool = False):
+    """``(Z − mean) / std`` per column in float64, constant columns (std = 0) dropped.
+
+    With ``return_kept`` also returns the boolean mask of the columns kept.
+    """
     mean = features.mean(axis=0)
     std = features.std(axis=0)
-    keep = std > 1e-12 * max(1.0, float(np.abs(mean).max(initial=0.0)))
+    keep = std > 1e-12 * np.maximum(1.0, np.abs(mean))
     if not keep.any():
         raise ValueError("every feature dimension is constant: the model's features carry no information")
-    return (features[:, keep] - mean[keep]) / std[keep]
+    standardized = features[:, keep]
+    standardized -= mean[keep]
+    standardized /= std[keep]
+    return (standardized, keep) if return_kept else standardized
 
 
 def initial_logits(
-    features: np.ndarray,
+    standardized: np.ndarray,
     labels: np.ndarray,
     num_classes: int,
     *,
+    keys: np.ndarray,
     classifier: str = "ridge",
     fit: str = "out_of_fold",
     margins: str = "softmax",
@@ -60,19 +67,22 @@ def initial_logits(
 ) -> np.ndarray:
     """``log_init`` as an N×K float64 array: normalised per-class outputs of the chosen linear classifier.
 
+    ``standardized`` comes from :func:`standardize_columns`; ``keys`` (``_content_keys.content_keys``) deal the
+    out-of-fold folds.
+
     ``regularization`` is α of the ridge penalty α·N·‖W‖² and, for the SVMs and logistic regression, the inverse
     of scikit-learn's C per sample: C = 1 / (α·N), so the penalty weighs the same against the data term.
     """
     _check_choice("classifier", classifier, CLASSIFIERS)
     _check_choice("fit", fit, FITS)
     _check_choice("margins", margins, MARGINS)
-    standardized = standardize_columns(features)
     if fit == "in_sample" and classifier == "ridge":
         raw = ridge_predictions(standardized, _ridge_targets(labels, num_classes), regularization)
     elif fit == "in_sample":
         raw = _sklearn_margins(standardized, labels, num_classes, standardized, classifier, regularization, seed)
     else:
-        raw = _out_of_fold(standardized, labels, num_classes, classifier, regularization, folds, seed)
+        fold_of_sample = spread_over_folds(labels, keys, folds)
+        raw = _out_of_fold(standardized, labels, num_classes, classifier, regularization, fold_of_sample, seed)
     return normalise_margins(raw, labels, margins)
 
 
@@ -96,8 +106,7 @@ def fit_temperature(raw: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def _out_of_fold(standardized, labels, num_classes, classifier, regularization, folds, seed) -> np.ndarray:
-    fold_of_sample = spread_over_folds(labels, content_keys(standardized, seed), folds)
+def _out_of_fold(standardized, labels, num_classes, classifier, regularization, fold_of_sample, seed) -> np.ndarray:
     if classifier == "ridge":
         return ridge_predictions(standardized, _ridge_targets(labels, num_classes), regularization, fold_of_sample)
     raw = np.empty((len(labels), num_classes))

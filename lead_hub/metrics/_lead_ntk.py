@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lead_hub.metrics._content_keys import content_keys, first_by_key
+from lead_hub.metrics._content_keys import first_by_key
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,11 @@ def class_mean_eigenvalues(
     labels: np.ndarray,
     num_classes: int,
     *,
+    keys: np.ndarray,
     samples_per_class: int = 64,
-    seed: int = 0,
 ) -> np.ndarray:
     """λ̄_k for k = 0..K−1: mean of ‖g_i‖² over ``samples_per_class`` samples of class k (all if fewer), chosen
-    by seeded content keys so the choice does not depend on sample order."""
-    keys = content_keys(features, seed)
+    by the smallest content ``keys`` (``_content_keys``) so the choice does not depend on sample order."""
     chosen = [first_by_key(np.flatnonzero(labels == cls), keys, samples_per_class) for cls in range(num_classes)]
     norms = per_sample_gradient_sq_norms(head, features[np.concatenate(chosen)])
     boundaries = np.cumsum([0] + [len(members) for members in chosen])

@@ -6,8 +6,9 @@ For training rows T with feature mean μ and target mean ȳ, the weights minimis
 Two exact routes, picked by shape:
 
 * primal (D < |T|): ``W = (G_c + λI)⁻¹ C_c`` with the centred Gram ``G_c = X_TᵀX_T − |T| μμᵀ`` and
-  ``C_c = X_TᵀY_T − |T| μȳᵀ``. The per-fold Grams are accumulated once (float32 BLAS, then float64), and each
-  fold's training Gram is the total minus its own, so k folds cost one Gram and k Cholesky solves of D×D.
+  ``C_c = X_TᵀY_T − |T| μȳᵀ``. The per-fold Grams are accumulated once, and each fold's training Gram is the
+  total minus its own, so k folds cost one Gram and k Cholesky solves of D×D. The N×D products run in float32
+  BLAS (inputs are standardised, so float32 loses about 1e-6 relative), the D×D solves in float64.
 * dual (D ≥ |T|): with the linear kernel K = XXᵀ (float64) centred on the training rows,
   ``α = (K̃_TT + λI)⁻¹ (Y_T − ȳ)`` and predictions ``K̃_ET α + ȳ``: an |T|×|T| solve instead of a D×D one.
 """
@@ -35,10 +36,13 @@ def ridge_predictions(features: np.ndarray, targets: np.ndarray, alpha: float,
 
 
 def _primal(features, targets, alpha, held_out_masks, in_sample) -> np.ndarray:
+    # The N×D products (Grams, cross products, predictions) run in float32 BLAS; the D×D systems in float64.
+    features32, targets32 = features.astype(np.float32), targets.astype(np.float32)
+
     def statistics(rows):
-        block = features[rows]
-        block32 = block.astype(np.float32)
-        return (block32.T @ block32).astype(np.float64), block.T @ targets[rows], block.sum(0), targets[rows].sum(0)
+        block = features32[rows]
+        return ((block.T @ block).astype(np.float64), (block.T @ targets32[rows]).astype(np.float64),
+                block.sum(0, dtype=np.float64), targets[rows].sum(0))
 
     per_fold = [statistics(mask) for mask in held_out_masks]
     totals = [sum(parts) for parts in zip(*per_fold)]
@@ -49,8 +53,9 @@ def _primal(features, targets, alpha, held_out_masks, in_sample) -> np.ndarray:
         mean, target_mean = feature_sum / size, target_sum / size
         centred_gram = gram - size * np.outer(mean, mean)
         centred_gram[np.diag_indices_from(centred_gram)] += alpha * size
-        weights = cho_solve(cho_factor(centred_gram), cross - size * np.outer(mean, target_mean))
-        predictions[mask] = (features[mask] - mean) @ weights + target_mean
+        weights = cho_solve(cho_factor(centred_gram, overwrite_a=True), cross - size * np.outer(mean, target_mean))
+        offset = (target_mean - mean @ weights).astype(np.float32)
+        predictions[mask] = features32[mask] @ weights.astype(np.float32) + offset
     return predictions
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lead_hub.metrics._content_keys import content_keys
 from lead_hub.metrics._lead_evolution import CE_FORMS, evolution_score
 from lead_hub.metrics._lead_log_init import initial_logits, standardize_columns
 from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, random_head
@@ -79,7 +80,8 @@ def lead(features, labels, *, source_logits=None, return_diagnostics: bool = Fal
     :class:`LeadOptions`. With ``return_diagnostics=True`` returns ``(score, LeadDiagnostics)``.
 
     Constant feature dimensions are dropped before both the classifier and the head (the score of a model is
-    unchanged by padding its features with constant dimensions).
+    unchanged by padding its features with constant dimensions). The head sees the standardised features with
+    ``rate_scale="standardize"`` and the raw (varying) features otherwise.
     """
     settings = LeadOptions(**options)
     if settings.ce_form not in CE_FORMS:
@@ -92,16 +94,21 @@ def lead(features, labels, *, source_logits=None, return_diagnostics: bool = Fal
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    log_init = initial_logits(checked.features, checked.labels, checked.num_classes, classifier=settings.classifier,
-                              fit=settings.fit, margins=settings.margins, regularization=settings.regularization,
-                              folds=settings.folds, seed=settings.seed)
+    standardized, varying = standardize_columns(checked.features, return_kept=True)
+    keys = content_keys(standardized, settings.seed)
+    seconds["standardize"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    log_init = initial_logits(standardized, checked.labels, checked.num_classes, keys=keys,
+                              classifier=settings.classifier, fit=settings.fit, margins=settings.margins,
+                              regularization=settings.regularization, folds=settings.folds, seed=settings.seed)
     seconds["log_init"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    head_input = _head_input(checked.features, settings.rate_scale)
+    head_input = standardized if settings.rate_scale == "standardize" else checked.features[:, varying]
     head = random_head(head_input.shape[1], settings.head_widths, checked.num_classes, settings.seed)
-    eigenvalues = class_mean_eigenvalues(head, head_input, checked.labels, checked.num_classes,
-                                         samples_per_class=settings.ntk_samples_per_class, seed=settings.seed)
+    eigenvalues = class_mean_eigenvalues(head, head_input, checked.labels, checked.num_classes, keys=keys,
+                                         samples_per_class=settings.ntk_samples_per_class)
     seconds["ntk"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -124,11 +131,3 @@ def lead(features, labels, *, source_logits=None, return_diagnostics: bool = Fal
         options={**asdict(settings), "rate_constant": rate_constant},
     )
     return score, diagnostics
-
-
-def _head_input(features: np.ndarray, rate_scale: str) -> np.ndarray:
-    """Standardised features for ``rate_scale="standardize"``, else the features without constant columns."""
-    if rate_scale == "standardize":
-        return standardize_columns(features)
-    varying = features.std(axis=0) > 0
-    return features[:, varying]
