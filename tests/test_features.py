@@ -1,0 +1,301 @@
+"""extract_features / extract_many: values equal a direct forward pass, the disk cache skips finished work, an
+interrupted run resumes from its last chunk, the batch halves on out-of-memory, and models shard across processes
+under accelerate launch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+import lead_hub.features as features_module
+from lead_hub.data import LabeledImages, load_parquet_split
+from lead_hub.features import dataset_fingerprint, extract_features, extract_many
+from lead_hub.models import load_backbone
+from test_models import save_tiny_timm, save_tiny_transformers
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+CLASS_NAMES = ["cat", "dog", "fox"]
+
+
+def tiny_dataset(count: int = 20, seed: int = 0) -> datasets.Dataset:
+    """``count`` random RGB images of assorted sizes, labels cycling over three classes."""
+    rng = np.random.default_rng(seed)
+    pictures = [Image.fromarray(rng.integers(0, 256, (24 + i % 5, 30 + i % 7, 3), dtype=np.uint8))
+                for i in range(count)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=CLASS_NAMES)})
+    return datasets.Dataset.from_dict({"image": pictures, "label": [i % 3 for i in range(count)]}, features=features)
+
+
+def labeled(dataset: datasets.Dataset) -> LabeledImages:
+    return LabeledImages(dataset=dataset, image_column="image", label_column="label", class_names=CLASS_NAMES,
+                         labels=np.asarray(dataset["label"], dtype=np.int64), source="tiny", split="train")
+
+
+class CountingNetwork(torch.nn.Module):
+    """Wraps a backbone network: counts forwards and images, and can fail like an interrupted or full device."""
+
+    def __init__(self, network, *, fail_after: int | None = None, out_of_memory_above: int | None = None):
+        super().__init__()
+        self.network = network
+        self.fail_after = fail_after
+        self.out_of_memory_above = out_of_memory_above
+        self.forwards = 0
+        self.images = 0
+
+    def forward(self, pixels):
+        if self.out_of_memory_above is not None and len(pixels) > self.out_of_memory_above:
+            raise torch.OutOfMemoryError(f"simulated: a batch of {len(pixels)} does not fit")
+        if self.fail_after is not None and self.forwards == self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.forwards += 1
+        self.images += len(pixels)
+        return self.network(pixels)
+
+
+def counted(backbone, **failures):
+    network = CountingNetwork(backbone.network, **failures)
+    return dataclasses.replace(backbone, network=network), network
+
+
+@pytest.fixture(scope="module")
+def timm_folder(tmp_path_factory) -> Path:
+    return save_tiny_timm(tmp_path_factory.mktemp("timm") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def backbone(timm_folder):
+    return load_backbone(f"local-dir:{timm_folder}", image_size=32)
+
+
+@pytest.fixture(scope="module")
+def images() -> LabeledImages:
+    return labeled(tiny_dataset())
+
+
+def direct_forward(backbone, images):
+    pixels = torch.stack([backbone.transform(images.image(i)) for i in range(len(images))])
+    with torch.no_grad():
+        features, logits = backbone(pixels)
+    return features.numpy(), None if logits is None else logits.numpy()
+
+
+def test_features_and_logits_equal_a_direct_forward_pass(backbone, images):
+    result = extract_features(backbone, images, batch_size=8, num_workers=0, progress=False)
+    expected_features, expected_logits = direct_forward(backbone, images)
+    assert result.features.dtype == np.float32 and result.features.shape == (20, 256)
+    np.testing.assert_allclose(result.features, expected_features, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result.source_logits, expected_logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(result.labels, images.labels)
+    assert (result.device, result.dtype, result.from_cache) == ("cpu", "float32", False)
+    assert result.revision == backbone.revision and result.model["feature_dim"] == 256
+    assert result.seconds > 0 and result.images_per_second > 0
+
+
+def test_decoding_in_worker_processes_gives_the_same_features(backbone, images):
+    in_process = extract_features(backbone, images, batch_size=8, num_workers=0, progress=False)
+    in_workers = extract_features(backbone, images, batch_size=8, num_workers=2, progress=False)
+    np.testing.assert_array_equal(in_workers.features, in_process.features)
+
+
+def test_headless_transformers_model_has_no_source_logits_and_caches_that(tmp_path, images):
+    folder = save_tiny_transformers(tmp_path / "dino", "dinov2", head=False)
+    dino = load_backbone(f"local-dir:{folder}", image_size=32)
+    first = extract_features(dino, images, batch_size=16, num_workers=0, cache_dir=tmp_path / "cache", progress=False)
+    again = extract_features(dino, images, batch_size=16, num_workers=0, cache_dir=tmp_path / "cache", progress=False)
+    assert first.source_logits is None and again.source_logits is None and again.from_cache
+    np.testing.assert_allclose(first.features, direct_forward(dino, images)[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(again.features, first.features)
+
+
+def test_second_call_reads_the_cache_without_running_the_model(tmp_path, backbone, images):
+    first_backbone, first_network = counted(backbone)
+    first = extract_features(first_backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path,
+                             progress=False)
+    second_backbone, second_network = counted(backbone)
+    second = extract_features(second_backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path,
+                              progress=False)
+    assert (first_network.forwards, second_network.forwards) == (3, 0)
+    assert second.from_cache and second.seconds == first.seconds and second.dtype == first.dtype
+    np.testing.assert_array_equal(second.features, first.features)
+    np.testing.assert_array_equal(second.source_logits, first.source_logits)
+
+
+def test_cache_key_separates_datasets_samples_and_image_sizes(tmp_path, backbone, timm_folder, images):
+    def run(model, data, key=None):
+        return extract_features(model, data, batch_size=8, num_workers=0, cache_dir=tmp_path, dataset_key=key,
+                                progress=False)
+
+    run(backbone, images)
+    assert not run(backbone, images.select(np.arange(10))).from_cache
+    assert not run(load_backbone(f"local-dir:{timm_folder}", image_size=40), images).from_cache
+    same_labels_other_pixels = labeled(tiny_dataset(seed=1))
+    assert not run(backbone, same_labels_other_pixels).from_cache
+    named = {"source": "tiny", "split": "train", "revision": None, "seed": 0, "samples_per_class": 5}
+    assert not run(backbone, images, named).from_cache
+    assert run(backbone, images, named).from_cache
+    assert not run(backbone, images, {**named, "seed": 1}).from_cache
+
+
+def test_interrupted_run_resumes_from_its_last_finished_chunk(tmp_path, backbone, images):
+    expected = extract_features(backbone, images, batch_size=4, num_workers=0, progress=False)
+    interrupted, network = counted(backbone, fail_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(interrupted, images, batch_size=4, num_workers=0, cache_dir=tmp_path, chunk_size=8,
+                         progress=False)
+    assert network.forwards == 3  # chunk [0, 8) finished; the run died inside chunk [8, 16)
+    assert [path.name for path in tmp_path.rglob("chunk-*.npz")] == ["chunk-000000000-000000008.npz"]
+    resumed_backbone, resumed = counted(backbone)
+    result = extract_features(resumed_backbone, images, batch_size=4, num_workers=0, cache_dir=tmp_path,
+                              chunk_size=8, progress=False)
+    assert (resumed.forwards, resumed.images) == (3, 12)
+    np.testing.assert_allclose(result.features, expected.features, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result.source_logits, expected.source_logits, rtol=1e-5, atol=1e-5)
+    assert not list(tmp_path.rglob("chunk-*.npz")) and not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_out_of_memory_halves_the_batch_until_it_fits(backbone, images, caplog):
+    expected = extract_features(backbone, images, batch_size=8, num_workers=0, progress=False)
+    small_device, network = counted(backbone, out_of_memory_above=3)
+    with caplog.at_level(logging.WARNING, logger="lead_hub.features"):
+        result = extract_features(small_device, images, batch_size=8, num_workers=0, progress=False)
+    assert result.batch_size == 2 and network.images == 20
+    assert [r.getMessage().rsplit(" ", 1)[-1] for r in caplog.records if "out of memory" in r.getMessage()] == [
+        "4", "2"]
+    np.testing.assert_allclose(result.features, expected.features, rtol=1e-5, atol=1e-5)
+
+
+def test_out_of_memory_for_a_single_image_is_raised(backbone, images):
+    hopeless, _ = counted(backbone, out_of_memory_above=0)
+    with pytest.raises(torch.OutOfMemoryError):
+        extract_features(hopeless, images, batch_size=4, num_workers=0, progress=False)
+
+
+def test_extract_many_does_not_load_a_model_whose_features_are_cached(tmp_path, timm_folder, images, monkeypatch):
+    transformers_folder = save_tiny_transformers(tmp_path / "vit", "vit", head=True)
+    model_ids = [f"local-dir:{transformers_folder}", f"local-dir:{timm_folder}"]
+    first = extract_many(model_ids, images, image_size=32, num_workers=0, cache_dir=tmp_path / "cache",
+                         progress=False)
+    assert list(first) == model_ids and first[model_ids[0]].source_logits.shape == (20, 4)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a cached model was loaded")
+
+    monkeypatch.setattr(features_module, "load_backbone", no_loading)
+    second = extract_many(model_ids, images, image_size=32, num_workers=0, cache_dir=tmp_path / "cache",
+                          progress=False)
+    assert all(result.from_cache for result in second.values())
+    np.testing.assert_array_equal(second[model_ids[1]].features, first[model_ids[1]].features)
+
+
+def test_extract_many_skips_or_raises_on_a_broken_model(tmp_path, timm_folder, images):
+    model_ids = [f"local-dir:{tmp_path / 'missing'}", f"local-dir:{timm_folder}"]
+    kept = extract_many(model_ids, images, image_size=32, num_workers=0, progress=False, on_error="skip")
+    assert list(kept) == [model_ids[1]]
+    with pytest.raises(FileNotFoundError, match="missing"):
+        extract_many(model_ids, images, image_size=32, num_workers=0, progress=False)
+
+
+def test_dataset_fingerprint_follows_the_content():
+    assert dataset_fingerprint(labeled(tiny_dataset())) == dataset_fingerprint(labeled(tiny_dataset()))
+    assert dataset_fingerprint(labeled(tiny_dataset())) != dataset_fingerprint(labeled(tiny_dataset(seed=1)))
+    reordered = labeled(tiny_dataset()).select(np.arange(20)[::-1])
+    assert dataset_fingerprint(reordered) != dataset_fingerprint(labeled(tiny_dataset()))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_dataset_fingerprint_of_images_stored_as_paths_follows_the_files(tmp_path):
+    paths = []
+    for index in range(3):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.new("RGB", (8, 8), (index * 40, 0, 0)).save(paths[-1])
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=CLASS_NAMES)})
+
+    def fingerprint():
+        return dataset_fingerprint(labeled(datasets.Dataset.from_dict({"image": paths, "label": [0, 1, 2]},
+                                                                      features=features)))
+
+    before = fingerprint()
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(paths[1])
+    assert fingerprint() != before
+
+
+@pytest.mark.slow
+def test_accelerate_launch_shards_models_across_two_processes(tmp_path, timm_folder, images):
+    other_folder = save_tiny_timm(tmp_path / "other", seed=1)
+    parquet = tmp_path / "train.parquet"
+    tiny_dataset().to_parquet(str(parquet))
+    model_ids = [f"local-dir:{timm_folder}", f"local-dir:{other_folder}"]
+    script = tmp_path / "shard.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        from lead_hub.data import load_parquet_split
+        from lead_hub.features import _process_state, extract_many
+        results = extract_many({model_ids!r}, load_parquet_split({str(parquet)!r}, "train"), image_size=32,
+                               num_workers=0, cache_dir={str(tmp_path / 'cache')!r}, progress=False)
+        state = _process_state()
+        report = {{"process": state.process_index, "processes": state.num_processes,
+                   "computed": [m for m, r in results.items() if not r.from_cache],
+                   "features": {{m: r.features.tolist() for m, r in results.items()}}}}
+        with open({str(tmp_path)!r} + f"/process-{{state.process_index}}.json", "w") as stream:
+            json.dump(report, stream)
+    """))
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY_ROOT)}
+    # On a machine without a GPU, `accelerate launch --cpu` starts a single process unless mpirun is used;
+    # --multi_gpu starts torchrun processes, which lead_hub joins into a gloo group on the CPU.
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(free_port()), str(script)]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"process-{rank}.json").read_text()) for rank in (0, 1)]
+    assert [report["processes"] for report in reports] == [2, 2]
+    assert sorted(reports[0]["computed"] + reports[1]["computed"]) == sorted(model_ids)
+    assert reports[0]["computed"] == [model_ids[0]] and reports[1]["computed"] == [model_ids[1]]
+    reference = extract_many(model_ids, load_parquet_split(parquet, "train"), image_size=32, num_workers=0,
+                             progress=False)
+    for report in reports:
+        for model_id in model_ids:
+            np.testing.assert_allclose(report["features"][model_id], reference[model_id].features, rtol=1e-5,
+                                       atol=1e-5)
+
+
+@pytest.mark.shared_data
+def test_zoo_model_features_at_64_px_match_its_own_forward_head(shared_data):
+    zoo = json.loads((shared_data / "zoo" / "zoo.json").read_text())
+    entry = next(model for model in zoo["models"] if model["slug"] == "mobilenetv2_100.coral_in1k")
+    folder = shared_data / "zoo" / entry["folder"]
+    eurosat = load_parquet_split(shared_data / "targets" / "eurosat", "test").select(np.arange(6))
+    result = extract_features(load_backbone(f"local-dir:{folder}", image_size=64), eurosat, batch_size=4,
+                              num_workers=0, progress=False)
+
+    # EuroSAT images are 64×64 already, so the 64 px protocol is the model's normalisation alone.
+    pixels = np.stack([np.asarray(eurosat.image(i), dtype=np.float64) / 255 for i in range(len(eurosat))])
+    assert pixels.shape == (6, 64, 64, 3)
+    mean, std = (np.asarray(entry["preprocessing"][key]) for key in ("mean", "std"))
+    x = torch.from_numpy(((pixels - mean) / std).transpose(0, 3, 1, 2)).float()
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
+        expected_logits = model(x).numpy()
+    np.testing.assert_allclose(result.features, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(result.source_logits, expected_logits, rtol=1e-4, atol=1e-3)
+    assert result.features.shape == (6, entry["num_features"])
