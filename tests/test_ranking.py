@@ -236,3 +236,31 @@ def test_public_api():
     assert lead_hub.__version__ == importlib.metadata.version("lead-hub")
     with pytest.raises(AttributeError, match="no attribute 'ranks'"):
         lead_hub.ranks
+
+
+def test_rank_command_searches_the_hub_ranks_what_it_found_and_publishes(image_folder, tmp_path, monkeypatch):
+    import io
+
+    import pandas as pd
+    from hub_server import LoopbackHub, point_client_at
+
+    from lead_hub.hub_card import LEADERBOARD_PATH
+
+    token = "hf_rankTestLoopbackToken4c1d9e2f7a"
+    with LoopbackHub() as server:
+        server.store.add_user("alice", token)
+        point_client_at(monkeypatch, server.endpoint, str(tmp_path / "hf_home"), token=token)
+        folder = save_tiny_timm(tmp_path / "tiny")
+        server.store.create_repo("model", "org/tiny-net", info={
+            "downloads": 10, "pipeline_tag": "image-classification", "library_name": "timm",
+            "tags": ["timm", "image-classification"]})
+        commit, _ = server.store.commit("model", "org/tiny-net", add={
+            name: (folder / name).read_bytes() for name in ("config.json", "model.safetensors")})
+        code = main(["rank", "--search", "tiny", "--dataset", str(image_folder), "--image-size", "32",
+                     "--metric-option", "lead.folds=2", "--metric-option", "lead.head_widths=[16]", "--no-cache",
+                     "--quiet", "--push-to-hub", "alice/board"])
+        assert code == 0
+        published = pd.read_parquet(io.BytesIO(server.store.files("dataset", "alice/board")[LEADERBOARD_PATH]))
+    assert published["model_id"].tolist() == ["org/tiny-net"]
+    assert published["model_revision"].tolist() == [commit.oid]
+    assert np.isfinite(published["lead"]).all() and published["dataset"].tolist() == [str(image_folder)]
