@@ -2,20 +2,21 @@
 
 ``Leaderboard.table`` has one row per model, best first by the primary metric (the first metric asked for):
 
-=================  ===============================================================================================
-``rank``           1 = predicted to fine-tune best; equal scores share a rank; empty where the primary score is NaN
-``model_id``       the candidate as given (zoo id, Hub id, ``local-dir:`` folder)
-``model_revision`` Hub commit sha, or ``sha256:<digest>`` of a local folder's files
-``<metric>``       one column per metric, named by the metric (``lead``, ``logme``, ...); higher is better; NaN
-                   where the metric is not applicable to the model or failed (``notes`` says which)
-``feature_dim``    width D of the pooled features the metrics saw
-``num_params``     true parameter count of the backbone
-``extract_seconds`` wall time of the feature extraction (0 when read from the feature cache)
-``score_seconds``  wall time of all metrics on this model (a set-relative metric's time is split evenly)
-``pareto``         True if no other model is at most as large and at least as good on the primary metric, and
-                   strictly one of the two (the score-versus-size Pareto front)
-``notes``          why a score is missing, or other remarks; empty otherwise
-=================  ===============================================================================================
+===================  =============================================================================================
+``rank``             1 = predicted to fine-tune best; equal scores share a rank; empty where the primary score is
+                     NaN
+``model_id``         the candidate as given (zoo id, Hub id, ``local-dir:`` folder)
+``model_revision``   Hub commit sha, or ``sha256:<digest>`` of a local folder's files
+``<metric>``         one column per metric, named by the metric (``lead``, ``logme``, ...); higher is better; NaN
+                     where the metric is not applicable to the model or failed (``notes`` says which)
+``feature_dim``      width D of the pooled features the metrics saw
+``num_params``       true parameter count of the backbone
+``extract_seconds``  wall time to get the features: loading and running the model, or reading the cache
+``score_seconds``    wall time of all metrics on this model (a set-relative metric's time is split evenly)
+``pareto``           True if no other model is at most as large and at least as good on the primary metric, and
+                     strictly one of the two (the score-versus-size Pareto front)
+``notes``            why a score is missing, or other remarks; empty otherwise
+===================  =============================================================================================
 
 ``provenance`` is a JSON-ready dict: dataset, split, revision, samples, seed, metrics and their options, image size,
 library versions. ``per_class`` (optional) holds per-class diagnostics, one row per (model, class).
@@ -37,6 +38,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 FIXED_COLUMNS_BEFORE = ("rank", "model_id", "model_revision")
@@ -88,7 +91,8 @@ class Leaderboard:
 
     # ---- writing ---------------------------------------------------------------------------------------------
 
-    def save(self, directory: str | Path, *, formats: tuple[str, ...] = FORMATS, stem: str = "leaderboard") -> list[Path]:
+    def save(self, directory: str | Path, *, formats: tuple[str, ...] = FORMATS,
+             stem: str = "leaderboard") -> list[Path]:
         """Write ``<directory>/<stem>.<format>`` for each format (csv, json, parquet, md, png); return the paths."""
         unknown = set(formats) - set(FORMATS)
         if unknown:
@@ -173,17 +177,22 @@ class Leaderboard:
         plt.close(figure)
 
     def to_rich(self) -> Table:
-        """A rich console table: the score columns, size, times, Pareto flag and notes."""
-        table = Table(title=f"lead_hub leaderboard: {self.provenance.get('dataset', '')} "
-                            f"[{self.provenance.get('split', '')}], {self.provenance.get('samples', '?')} samples")
-        shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto",
-                 "notes"]
+        """A rich console table: the score columns, size, times, Pareto flag and notes (when any)."""
+        provenance = self.provenance
+        table = Table(title=escape(f"lead_hub leaderboard: {provenance.get('dataset', '')} "
+                                   f"[{provenance.get('split', '')}], {provenance.get('samples', '?')} samples"),
+                      box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto"]
+        if self.table["notes"].ne("").any():
+            shown.append("notes")
         headers = {"num_params": "params", "extract_seconds": "extract s", "score_seconds": "score s"}
+        widest_id = int(self.table["model_id"].str.len().max()) if len(self.table) else 8
         for column in shown:
-            table.add_column(headers.get(column, column), justify="left" if column in ("model_id", "notes") else "right",
-                             overflow="fold")
+            table.add_column(headers.get(column, column), overflow="fold",
+                             justify="left" if column in ("model_id", "notes") else "right",
+                             min_width=min(widest_id, 24) if column == "model_id" else None)
         for _, row in self.table.iterrows():
-            table.add_row(*(_display(column, row[column]) for column in shown))
+            table.add_row(*(escape(_display(column, row[column])) for column in shown))
         return table
 
     def __rich__(self) -> Table:
