@@ -11,6 +11,15 @@ Model ids:
   (``model_type`` key).
 * ``local-dir:<folder>``: a folder in timm format (the model zoo) or a ``save_pretrained`` transformers folder.
 * ``<timm name>`` such as ``resnet18.a1_in1k``: a registered timm weight, fetched from its Hub repo.
+
+Pooled features are what the source classifier reads, so that features and source logits describe the same
+representation: timm's ``forward_head(pre_logits=True)``; for a transformers ``*ForImageClassification`` model the
+input of its ``classifier`` (the CLS token after the final layernorm for ViT/DeiT; ``concat(CLS, mean of patch
+tokens)`` for DINOv2, twice the hidden size, because that is what DINOv2's linear head was trained on; the
+normalised pooled map for ConvNeXt/ResNet/Swin). Headless checkpoints: the CLS token after the final layernorm for
+ViT/DeiT/DINOv2 (a DINOv2 backbone thus gives the CLS half of its classifier's features), the projected image
+embedding for CLIP-style towers, ``pooler_output`` otherwise. No weight that the checkpoint lacks (and
+transformers would initialise at random, such as the ViT pooler of a classifier checkpoint) ever reaches a feature.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -467,16 +477,22 @@ def _image_processor(source: _ModelSource):
 
 
 def _processor_transform(processor, image_size: int | None):
-    """A PIL → tensor transform from an HF image processor, and the input size it produces."""
-    mean, std = tuple(processor.image_mean), tuple(processor.image_std)
+    """A PIL → tensor transform from an HF image processor, and the input size it produces.
+
+    With ``image_size``: resize to ``image_size`` × ``image_size`` with the processor's resampling filter, scale
+    pixels to [0, 1] and apply the processor's normalisation (if it normalises), like ``timm_transform``.
+    """
     if image_size is not None:
-        interpolation = transforms.InterpolationMode[Image.Resampling(processor.resample).name]
-        transform = transforms.Compose([
-            transforms.Resize((image_size, image_size), interpolation=interpolation),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ])
-        return transform, (3, image_size, image_size)
+        if getattr(processor, "do_rescale", True) and not math.isclose(processor.rescale_factor, 1 / 255):
+            raise NotImplementedError(f"{type(processor).__name__} rescales pixels by {processor.rescale_factor}, "
+                                      "not 1/255; lead_hub cannot apply an image_size override to it")
+        resample = getattr(processor, "resample", Image.Resampling.BILINEAR)
+        interpolation = (resample if isinstance(resample, transforms.InterpolationMode)
+                         else transforms.InterpolationMode[Image.Resampling(resample).name])
+        steps = [transforms.Resize((image_size, image_size), interpolation=interpolation), transforms.ToTensor()]
+        if getattr(processor, "do_normalize", True):
+            steps.append(transforms.Normalize(tuple(processor.image_mean), tuple(processor.image_std)))
+        return transforms.Compose(steps), (3, image_size, image_size)
 
     def transform(image: Image.Image) -> torch.Tensor:
         return processor(images=image, return_tensors="pt")["pixel_values"][0]

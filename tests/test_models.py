@@ -196,6 +196,22 @@ def test_vit_backbone_never_uses_the_untrained_pooler(tmp_path):
     assert first.num_parameters == sum(p.numel() for p in reference.parameters())
 
 
+def test_vit_classifier_checkpoint_read_as_a_backbone_keeps_the_cls_token(tmp_path):
+    """The trap itself: a classifier checkpoint loaded through AutoModel (its config names no architecture) gets a
+    randomly initialised pooler; lead_hub must give the classifier's own features instead."""
+    folder = save_tiny_transformers(tmp_path / "vit", "vit", head=True)
+    config = json.loads((folder / "config.json").read_text())
+    del config["architectures"]
+    (folder / "config.json").write_text(json.dumps(config))
+    backbone = load_backbone(f"local-dir:{folder}")
+    reference = transformers.ViTForImageClassification.from_pretrained(folder).eval()
+    pixels = random_pixels(2, 32)
+    with torch.no_grad():
+        expected = reference.vit(pixels).last_hidden_state[:, 0]
+    torch.testing.assert_close(backbone(pixels)[0], expected)
+    assert not backbone.has_head and backbone.details["architecture"] == "ViTModel"
+
+
 def test_dinov2_classifier_features_concatenate_cls_and_mean_patch_tokens(tmp_path):
     folder = save_tiny_transformers(tmp_path / "dino", "dinov2", head=True)
     backbone = load_backbone(f"local-dir:{folder}", image_size=48)
@@ -259,6 +275,15 @@ def test_hf_image_processor_preprocessing_is_used_without_override(tmp_path):
     image = Image.fromarray(np.arange(50 * 70 * 3, dtype=np.uint8).reshape(50, 70, 3))
     processor = transformers.AutoImageProcessor.from_pretrained(folder)
     torch.testing.assert_close(backbone.transform(image), processor(images=image, return_tensors="pt")["pixel_values"][0])
+
+
+def test_hf_image_size_override_resizes_then_applies_the_processors_normalisation(tmp_path):
+    folder = save_tiny_transformers(tmp_path / "vit", "vit", head=True)
+    backbone = load_backbone(f"local-dir:{folder}", image_size=24)
+    image = Image.fromarray(np.arange(50 * 70 * 3, dtype=np.uint8).reshape(50, 70, 3))
+    resized = np.asarray(image.resize((24, 24), Image.Resampling.BILINEAR), dtype=np.float64) / 255
+    expected = torch.from_numpy(((resized - 0.5) / 0.5).transpose(2, 0, 1)).float()  # ViT processor: mean = std = 0.5
+    torch.testing.assert_close(backbone.transform(image), expected, rtol=0, atol=1e-6)
 
 
 # ---- Hub ids from an offline cache -------------------------------------------------------------------------------
