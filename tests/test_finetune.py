@@ -23,6 +23,7 @@ from lead_hub.finetune import (
     accuracies,
     append_run,
     decode_images,
+    model_with_new_head,
     read_runs,
     run_ground_truth,
     summarise_runs,
@@ -100,10 +101,20 @@ def test_batchnorm_running_statistics_frozen_and_affine_parameters_trained(tiny_
     assert any(not torch.equal(module.weight, weight) for module, (_, _, weight) in zip(norms, before))
 
 
+def test_new_head_starts_at_uniform_predictions_on_the_pretrained_backbone(tiny_model):
+    model = model_with_new_head(tiny_model, 7).eval()
+    pretrained = create_timm_model(tiny_model).eval()
+    pixels = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(pixels), torch.zeros(4, 7))
+        torch.testing.assert_close(model.forward_head(model.forward_features(pixels), pre_logits=True),
+                                   pretrained.forward_head(pretrained.forward_features(pixels), pre_logits=True))
+
+
 def test_training_learns_a_colour_task(tiny_model, target):
     _, train, test = target
-    model = create_timm_model(tiny_model, num_classes=3)
-    protocol = FinetuneProtocol(image_size=32, epochs=6, batch_size=8)
+    model = model_with_new_head(tiny_model, 3)
+    protocol = FinetuneProtocol(image_size=32, epochs=10, batch_size=8)
     train_model(model, decode_images(train, 32), train.labels, lr=0.05, seed=0, protocol=protocol)
     top1, per_class = accuracies(model, decode_images(test, 32), test.labels)
     assert top1 >= 0.9 and per_class >= 0.9
@@ -173,7 +184,7 @@ def test_summarise_runs_averages_the_final_seeds_and_skips_incomplete_pairs():
 def test_finetune_cli_resumes_and_writes_the_summary(tiny_model, target, tmp_path):
     folder, _, _ = target
     runs_csv, summary_csv = tmp_path / "runs.csv", tmp_path / "summary.csv"
-    arguments = ["finetune", str(folder), "--model", tiny_model, "--runs-csv", str(runs_csv), "--summary-csv",
+    arguments = ["finetune", "--dataset", str(folder), "--models", tiny_model, "--runs-csv", str(runs_csv), "--summary-csv",
                  str(summary_csv), "--lr", "0.05", "--seeds", "0", "--epochs", "1", "--image-size", "32",
                  "--batch-size", "8"]
     first = subprocess.run([sys.executable, "-m", "lead_hub.cli", *arguments], capture_output=True, text=True,
@@ -189,5 +200,5 @@ def test_finetune_cli_resumes_and_writes_the_summary(tiny_model, target, tmp_pat
 
 def test_finetune_cli_without_models_names_the_fix(target, tmp_path, capsys):
     folder, _, _ = target
-    assert cli_main(["finetune", str(folder), "--runs-csv", str(tmp_path / "runs.csv")]) == 2
-    assert "--model" in capsys.readouterr().err
+    assert cli_main(["finetune", "--dataset", str(folder), "--runs-csv", str(tmp_path / "runs.csv")]) == 2
+    assert "--models" in capsys.readouterr().err
