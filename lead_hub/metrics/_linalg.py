@@ -162,7 +162,8 @@ def principal_axes(
     """PCA keeping ``count`` axes, or the fewest axes whose variance reaches ``variance_fraction`` of the total.
 
     Works on the D×D covariance, or on the N×N Gram matrix of the centred rows when N < D (same nonzero spectrum).
-    Fewer axes than asked come back when the features have lower numerical rank.
+    A variance fraction needs the whole spectrum, so it uses a full ``eigh`` (about as fast as eigenvalues alone
+    followed by the wanted eigenvectors). Fewer axes than asked come back when the features have lower numerical rank.
     """
     if (count is None) == (variance_fraction is None):
         raise ValueError("give exactly one of count and variance_fraction")
@@ -175,27 +176,16 @@ def principal_axes(
         centred = None
         matrix = scatter(features, mean) / num_samples
     total_variance = float(np.trace(matrix))
+    values, vectors = top_eigenpairs(matrix, len(matrix) if count is None else count, seed=seed)
     if count is None:
-        values, vectors = _eigenpairs_reaching(matrix, variance_fraction * total_variance, seed=seed)
-    else:
-        values, vectors = top_eigenpairs(matrix, count, seed=seed)
+        reached = np.flatnonzero(np.cumsum(values) >= variance_fraction * total_variance)
+        count = reached[0] + 1 if len(reached) else len(values)
+        values, vectors = values[:count], vectors[:, :count]
     keep = values > rank_tolerance(num_samples, num_features) * values.max(initial=0.0)
     values, vectors = values[keep], vectors[:, keep]
     if centred is not None:
         vectors = _signed(centred.T @ vectors / np.sqrt(values * num_samples))
     return PrincipalAxes(mean, vectors, values, total_variance)
-
-
-def _eigenpairs_reaching(matrix: np.ndarray, target: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fewest leading eigenpairs whose eigenvalues sum to at least ``target`` (doubling the count tried)."""
-    count = 32
-    while True:
-        values, vectors = top_eigenpairs(matrix, count, seed=seed)
-        reached = np.flatnonzero(np.cumsum(values) >= target)
-        if len(reached) or count >= matrix.shape[0]:
-            keep = reached[0] + 1 if len(reached) else len(values)
-            return values[:keep], vectors[:, :keep]
-        count *= 2
 
 
 def ledoit_wolf_shrinkage(features: np.ndarray, centre: np.ndarray, covariance: np.ndarray) -> float:
