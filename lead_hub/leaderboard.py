@@ -177,19 +177,19 @@ class Leaderboard:
         plt.close(figure)
 
     def to_rich(self) -> Table:
-        """A rich console table: the score columns, size, times, Pareto flag and notes (when any)."""
+        """A rich console table: the score columns, size, times and Pareto flag; the notes as a caption below."""
         provenance = self.provenance
+        noted = self.table[self.table["notes"].ne("")]
         table = Table(title=escape(f"lead_hub leaderboard: {provenance.get('dataset', '')} "
                                    f"[{provenance.get('split', '')}], {provenance.get('samples', '?')} samples"),
-                      box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+                      caption=escape("\n".join(f"{row.model_id}: {row.notes}" for row in noted.itertuples())),
+                      caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto"]
-        if self.table["notes"].ne("").any():
-            shown.append("notes")
         headers = {"num_params": "params", "extract_seconds": "extract s", "score_seconds": "score s"}
         widest_id = int(self.table["model_id"].str.len().max()) if len(self.table) else 8
         for column in shown:
             table.add_column(headers.get(column, column), overflow="fold",
-                             justify="left" if column in ("model_id", "notes") else "right",
+                             justify="left" if column == "model_id" else "right",
                              min_width=min(widest_id, 24) if column == "model_id" else None)
         for _, row in self.table.iterrows():
             table.add_row(*(escape(_display(column, row[column])) for column in shown))
@@ -321,7 +321,7 @@ def _inline(value) -> str:
 
 def _display(column: str, value) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "n/a" if column not in ("rank", "notes") else ""
+        return "" if column == "rank" else "n/a"
     if column == "num_params":
         return f"{int(value) / 1e6:.2f} M" if value >= 100_000 else f"{int(value):,}"
     if column.endswith("_seconds"):

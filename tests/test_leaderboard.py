@@ -120,6 +120,7 @@ def test_rich_table_lists_every_model(leaderboard):
     for model_id in leaderboard.table["model_id"]:
         assert model_id in text
     assert "n/a" in text
+    assert "broken: lead failed: RuntimeError('out of memory')" in text  # the notes, as a caption
 
 
 def test_load_rejects_unknown_formats(tmp_path):
