@@ -4,7 +4,8 @@ Pipeline: :func:`lead_hub.features.extract_features` (decode in DataLoader worke
 cache. Raw: the same network on tensors decoded and transformed beforehand, in batches of the same size. Both at
 64 px on the first ``--images`` rows of a target's train split; runs alternate (raw, pipeline, raw, ...) and the
 median of ``--repeats`` is kept, because this machine is shared. Peak memory is the largest resident set size of
-the process during a run (sampled every 10 ms), and separately that of the DataLoader workers.
+the process during a run (sampled every 10 ms), and separately that of the DataLoader workers. CPU time per image
+(this process plus its workers) shows the pipeline's own cost whatever the load of the machine.
 
     python benchmarks/bench_pipeline.py                      # writes benchmarks/results/pipeline_speed.csv
     python benchmarks/bench_pipeline.py --threads 2 --workers 1 --images 1000
@@ -68,6 +69,12 @@ def worker_peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) used so far by this process and its finished children (the DataLoader workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def raw_forward(backbone, pixels: torch.Tensor, batch_size: int) -> float:
     """Seconds for the network alone on pre-decoded, pre-transformed pixels."""
     started = time.perf_counter()
@@ -81,20 +88,25 @@ def benchmark_model(slug: str, images, args) -> dict:
     backbone = load_backbone(f"local-dir:{SHARED_DATA / 'zoo' / slug}", image_size=args.image_size)
     pixels = torch.stack([backbone.transform(images.image(i)) for i in range(len(images))])
     raw_forward(backbone, pixels[:args.batch_size], args.batch_size)  # warm-up: first-call allocations
-    raw_rates, pipeline_rates, raw_peaks, pipeline_peaks = [], [], [], []
+    raw_rates, pipeline_rates, raw_peaks, pipeline_peaks, raw_cpu, pipeline_cpu = [], [], [], [], [], []
     for _ in range(args.repeats):
+        cpu_before = cpu_seconds()
         with PeakMemory() as memory:
             seconds = raw_forward(backbone, pixels, args.batch_size)
+        raw_cpu.append(cpu_seconds() - cpu_before)
         raw_rates.append(len(images) / seconds)
         raw_peaks.append(memory.peak)
+        cpu_before = cpu_seconds()
         with PeakMemory() as memory:
             started = time.perf_counter()
             result = extract_features(backbone, images, batch_size=args.batch_size, num_workers=args.workers,
                                       progress=False)
             seconds = time.perf_counter() - started
+        pipeline_cpu.append(cpu_seconds() - cpu_before)
         pipeline_rates.append(len(images) / seconds)
         pipeline_peaks.append(memory.peak)
     raw, pipeline = statistics.median(raw_rates), statistics.median(pipeline_rates)
+    per_image_ms = 1000 / len(images)
     return {
         "model": slug,
         "target": args.target,
@@ -107,6 +119,8 @@ def benchmark_model(slug: str, images, args) -> dict:
         "raw_images_per_second": round(raw, 1),
         "pipeline_images_per_second": round(pipeline, 1),
         "pipeline_over_raw": round(pipeline / raw, 3),
+        "raw_cpu_ms_per_image": round(statistics.median(raw_cpu) * per_image_ms, 2),
+        "pipeline_cpu_ms_per_image": round(statistics.median(pipeline_cpu) * per_image_ms, 2),
         "raw_peak_rss_mb": round(max(raw_peaks) / 2**20),
         "pipeline_peak_rss_mb": round(max(pipeline_peaks) / 2**20),
         "worker_peak_rss_mb": round(worker_peak_rss() / 2**20),

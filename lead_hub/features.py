@@ -215,22 +215,27 @@ def _worker_count(num_workers: int | None) -> int:
 
 
 class _TransformedImages(torch.utils.data.Dataset):
-    """Image i of a LabeledImages, decoded to RGB and passed through a model's transform."""
+    """Batches of a LabeledImages' rows, decoded to RGB and preprocessed for one model: ``(N, 3, H, W)`` tensors."""
 
-    def __init__(self, images: LabeledImages, transform):
+    def __init__(self, images: LabeledImages, backbone: Backbone):
         self.images = images
-        self.transform = transform
+        self.backbone = backbone
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(self.images.image(index))
+        return self.backbone.transform(self.images.image(index))
 
-    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
         # One batched read of the rows decodes about 2.5x faster than row-by-row access (measured on EuroSAT).
         column = self.images.dataset[list(indices)][self.images.image_column]
-        return [self.transform(to_rgb(image)) for image in column]
+        return self.backbone.transform_batch([to_rgb(image) for image in column])
+
+
+def _whole_batch(batch: torch.Tensor) -> torch.Tensor:
+    """The DataLoader's collate step: ``__getitems__`` already returns the stacked batch."""
+    return batch
 
 
 def _chunk_batches(chunks: list[tuple[int, int]], batch_size: int) -> Iterator[list[int]]:
@@ -248,8 +253,9 @@ def _compute(backbone: Backbone, images: LabeledImages, device: torch.device, dt
     todo = [chunk for chunk in chunks if chunk not in done]
     network = backbone.network.to(device).eval()
     loader = torch.utils.data.DataLoader(
-        _TransformedImages(images, backbone.transform),
+        _TransformedImages(images, backbone),
         batch_sampler=list(_chunk_batches(todo, batch_size)),
+        collate_fn=_whole_batch,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
     )

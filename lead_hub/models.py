@@ -29,11 +29,12 @@ import inspect
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import huggingface_hub
+import numpy as np
 import timm
 import timm.data
 import torch
@@ -108,6 +109,28 @@ class Backbone:
 
     def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.network(pixels)
+
+    def transform_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``torch.stack([transform(image) for image in images])``, bit for bit, but cheaper.
+
+        When ``transform`` ends in to-tensor + normalise (timm transforms, the ``image_size`` override), those two
+        elementwise steps run once on the whole uint8 batch instead of once per image: the same float operations
+        in the same order, at a fraction of the per-image overhead that dominates small images.
+        """
+        steps = getattr(self.transform, "transforms", [])
+        if (len(steps) < 2 or not isinstance(steps[-2], transforms.ToTensor)
+                or not isinstance(steps[-1], transforms.Normalize)):
+            return torch.stack([self.transform(image) for image in images])
+        resize_and_crop = transforms.Compose(steps[:-2])
+        arrays = [np.asarray(resize_and_crop(image)) for image in images]
+        if len({(array.shape, array.dtype) for array in arrays}) != 1 or arrays[0].dtype != np.uint8:
+            return torch.stack([self.transform(image) for image in images])
+        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        pixels = pixels.to(dtype=torch.get_default_dtype()).div(255)
+        normalise = steps[-1]
+        mean = torch.as_tensor(normalise.mean, dtype=pixels.dtype).view(1, -1, 1, 1)
+        std = torch.as_tensor(normalise.std, dtype=pixels.dtype).view(1, -1, 1, 1)
+        return pixels.sub_(mean).div_(std)
 
     def provenance(self) -> dict:
         """The JSON-ready facts a leaderboard records about this model."""
@@ -416,10 +439,8 @@ def _transformers_backbone(source: _ModelSource, image_size: int | None) -> Back
             raise NotImplementedError(f"{source.model_id!r}: {type(model).__name__} has no single trained "
                                       "'classifier' module whose input lead_hub can read as the pooled features")
         network = _TransformersClassifier(model, head, _forward_options(model, image_size))
-        num_source_classes = int(model.config.num_labels)
     else:
         network = _TransformersEncoder(model, _pooling(model, model_type), _forward_options(model, image_size))
-        num_source_classes = 0
     model.eval()
     transform, input_size = _processor_transform(_image_processor(source), image_size)
     details = {"architecture": type(model).__name__, "model_type": model_type}

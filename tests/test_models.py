@@ -286,6 +286,17 @@ def test_hf_image_size_override_resizes_then_applies_the_processors_normalisatio
     torch.testing.assert_close(backbone.transform(image), expected, rtol=0, atol=1e-6)
 
 
+def test_batched_preprocessing_is_bit_identical_to_the_per_image_transform(tmp_path, tiny_timm):
+    rng = np.random.default_rng(0)
+    same_size = [Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)) for _ in range(5)]
+    mixed_sizes = same_size[:2] + [Image.fromarray(rng.integers(0, 256, (17, 23, 3), dtype=np.uint8))]
+    vit_folder = save_tiny_transformers(tmp_path / "vit", "vit", head=True)
+    for backbone in (load_backbone(f"local-dir:{tiny_timm}"), load_backbone(f"local-dir:{tiny_timm}", image_size=24),
+                     load_backbone(f"local-dir:{vit_folder}", image_size=24), load_backbone(f"local-dir:{vit_folder}")):
+        for images in (same_size, mixed_sizes):
+            assert torch.equal(backbone.transform_batch(images), torch.stack([backbone.transform(i) for i in images]))
+
+
 # ---- Hub ids from an offline cache -------------------------------------------------------------------------------
 
 def test_hub_ids_load_offline_from_a_seeded_cache(tmp_path, offline_cache, tiny_timm):
