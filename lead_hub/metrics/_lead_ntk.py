@@ -21,6 +21,7 @@ Everything is vectorised over samples in float64.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +37,11 @@ class RandomHead:
     output: np.ndarray
 
 
+@functools.lru_cache(maxsize=8)
 def random_head(input_dim: int, widths: tuple[int, ...], num_outputs: int, seed: int) -> RandomHead:
-    """He-normal (fan-in) weights, zero biases; identical for every model with the same ``input_dim``."""
+    """He-normal (fan-in) weights, zero biases; identical for every model with the same ``input_dim``.
+
+    Cached (the arrays are read-only): every model of a ranking with the same D reuses one draw."""
     if any(width < 1 for width in widths):
         raise ValueError(f"head widths must be positive, got {widths}")
     rng = np.random.default_rng([seed, input_dim])
@@ -45,6 +49,8 @@ def random_head(input_dim: int, widths: tuple[int, ...], num_outputs: int, seed:
     hidden = tuple(rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in)
                    for fan_in, fan_out in zip(fan_ins[:-1], fan_ins[1:]))
     output = rng.standard_normal((num_outputs, fan_ins[-1])) * np.sqrt(2.0 / fan_ins[-1])
+    for weights in (*hidden, output):
+        weights.flags.writeable = False
     return RandomHead(hidden, output)
 
 

@@ -106,7 +106,7 @@ def lead(features, labels, *, source_logits=None, return_diagnostics: bool = Fal
 
     started = time.perf_counter()
     head_input = standardized if settings.rate_scale == "standardize" else checked.features[:, varying]
-    head = random_head(head_input.shape[1], settings.head_widths, checked.num_classes, settings.seed)
+    head = random_head(head_input.shape[1], tuple(settings.head_widths), checked.num_classes, settings.seed)
     eigenvalues = class_mean_eigenvalues(head, head_input, checked.labels, checked.num_classes, keys=keys,
                                          samples_per_class=settings.ntk_samples_per_class)
     seconds["ntk"] = time.perf_counter() - started
