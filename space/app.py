@@ -1,0 +1,176 @@
+"""The lead_hub Gradio Space: rank pretrained vision models for your images before fine-tuning any of them.
+
+A thin page over :func:`lead_hub.ranking.rank`, the function behind ``lead-hub rank``: the defaults rank the
+embedded demo zoo on the embedded EuroSAT sample at 64 px, offline. The form and the streaming are in
+:mod:`ranking_job`, publishing to the Hub in :mod:`hub_publish`.
+
+Run locally with ``python space/app.py`` (http://127.0.0.1:7860). Environment: ``GRADIO_SERVER_NAME`` /
+``GRADIO_SERVER_PORT`` (Gradio's own), ``LEAD_HUB_SPACE_CACHE_DIR`` (a feature cache; unset: none, so a public
+Space keeps nothing of its visitors' data).
+"""
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+from gradio.utils import get_space
+
+from hub_publish import PublishError, choose_token, publish
+from lead_hub import metrics as metric_registry
+from lead_hub.leaderboard import Leaderboard, _display, _short_name
+from lead_hub.ranking import DEMO_DATASET
+from ranking_job import (
+    DATASET_FROM_HUB,
+    DATASET_FROM_UPLOAD,
+    MODELS_FROM_IDS,
+    MODELS_FROM_ZOO,
+    OWN_PREPROCESSING,
+    RankingRequest,
+    SpaceLimits,
+    offered_zoos,
+    stream_ranking,
+)
+
+TITLE = "lead_hub: which pretrained model should you fine-tune?"
+IMAGE_SIZES = [("each model's own preprocessing", OWN_PREPROCESSING), ("32 px", 32), ("64 px", 64),
+               ("96 px", 96), ("128 px", 128), ("224 px", 224)]
+TABLE_COLUMNS = ["rank", "model", "score", "parameters", "pareto", "notes"]
+"""The table's columns before a ranking (after one, ``score`` becomes one column per metric)."""
+_INTRO = """# lead_hub: which pretrained model should you fine-tune?
+Score candidate models on a sample of **your** images with **LEAD** (Hu et al., CVPR 2024) and the classic
+transferability metrics, and rank them before fine-tuning any. The defaults rank the six embedded demo models on
+300 EuroSAT satellite tiles. Upload a `.zip` of class folders (`<class>/<image>.jpg`) or name a Hub dataset, pick a
+zoo or list Hub model ids, and press **Rank models**: each model's row appears as soon as it is scored."""
+
+
+def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = None,
+               in_space: bool | None = None) -> gr.Blocks:
+    """The Space's page. ``in_space`` (default: whether ``SPACE_ID`` is set) shows "Sign in with Hugging Face"
+    for publishing; run locally, a password field takes a token instead."""
+    in_space = get_space() is not None if in_space is None else in_space
+    metric_names = metric_registry.available()
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(_INTRO)
+        with gr.Row():
+            with gr.Column(scale=2):
+                dataset_from = gr.Radio([DATASET_FROM_UPLOAD, DATASET_FROM_HUB], value=DATASET_FROM_UPLOAD,
+                                        label="Dataset from")
+                upload = gr.File(value=str(DEMO_DATASET), file_types=[".zip"], label="Zip of class folders",
+                                 elem_id="dataset-zip")
+                hub_dataset = gr.Textbox("", label="Hub dataset id", placeholder="owner/name, e.g. uoft-cs/cifar10",
+                                         visible=False)
+                split = gr.Textbox(value="train", label="Split")
+                models_from = gr.Radio([MODELS_FROM_ZOO, MODELS_FROM_IDS], value=MODELS_FROM_ZOO, label="Models from")
+                zoo = gr.Dropdown(offered_zoos(), value="demo", label="Zoo")
+                model_ids = gr.Textbox("", label="Model ids (Hub or timm, one per line)", lines=3, visible=False,
+                                       placeholder="timm/resnet18.a1_in1k\nfacebook/dinov2-small")
+                primary_metric = gr.Dropdown(metric_names, value="lead", label="Rank by")
+                other_metrics = gr.CheckboxGroup(metric_names, value=[], label="Also score with")
+                samples_per_class = gr.Slider(2, limits.max_samples_per_class, value=30, step=1,
+                                              label="Samples per class", elem_id="samples-per-class")
+                image_size = gr.Dropdown(IMAGE_SIZES, value=64, label="Image size")
+                run = gr.Button("Rank models", variant="primary", elem_id="rank-button")
+            with gr.Column(scale=3):
+                status = gr.Markdown("Press **Rank models** to rank the demo zoo on the demo data.",
+                                     label="Status", elem_id="ranking-status")
+                table = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), label="Leaderboard (best first)",
+                                     interactive=False, wrap=True, elem_id="leaderboard-table")
+                chart = gr.Image(label="Scores and the score-versus-size Pareto front", type="filepath")
+                csv = gr.File(label="Leaderboard as CSV")
+        board = gr.State(None)
+        with gr.Accordion("Publish the leaderboard to the Hugging Face Hub", open=False):
+            gr.Markdown("Merges this ranking into a dataset repository of yours (created when missing), with a "
+                        "dataset card and the provenance of the run.")
+            if in_space:
+                gr.LoginButton()
+                token = gr.Textbox(visible=False)
+            else:
+                token = gr.Textbox(label="Hub token with write access (blank: this machine's HF_TOKEN or login)",
+                                   type="password")
+            repo_id = gr.Textbox("", label="Dataset repository", placeholder="your-name/vision-leaderboard")
+            push = gr.Button("Publish")
+            push_status = gr.Markdown(label="Publishing status")
+
+        dataset_from.change(lambda choice: (gr.update(visible=choice == DATASET_FROM_UPLOAD),
+                                            gr.update(visible=choice == DATASET_FROM_HUB)),
+                            dataset_from, [upload, hub_dataset], api_visibility="private")
+        models_from.change(lambda choice: (gr.update(visible=choice == MODELS_FROM_ZOO),
+                                           gr.update(visible=choice == MODELS_FROM_IDS)),
+                           models_from, [zoo, model_ids], api_visibility="private")
+
+        def rank_models(dataset_from: str, upload: str | None, hub_dataset: str, split: str, models_from: str,
+                        zoo: str, model_ids: str, primary_metric: str, other_metrics: list[str],
+                        samples_per_class: float, image_size: int, progress=gr.Progress()) -> Iterator[tuple]:
+            request = RankingRequest(dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
+                                     primary_metric, tuple(other_metrics or ()), int(samples_per_class),
+                                     int(image_size))
+            # Gradio copies each yielded file into its own cache before asking for the next update, so the
+            # results folder can go once the last update is out.
+            with tempfile.TemporaryDirectory(prefix="lead_hub_space_results_") as results_dir:
+                try:
+                    for update in stream_ranking(request, results_dir=Path(results_dir), limits=limits,
+                                                 cache_dir=cache_dir,
+                                                 progress=lambda fraction, text: progress(fraction, desc=text)):
+                        yield (update.status, display_table(update.board),
+                               None if update.chart is None else str(update.chart),
+                               None if update.csv is None else str(update.csv), update.board)
+                except Exception as error:
+                    raise gr.Error(error_message(error)) from error
+
+        run.click(rank_models, [dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
+                                primary_metric, other_metrics, samples_per_class, image_size],
+                  [status, table, chart, csv, board], api_name="rank", concurrency_limit=1,
+                  concurrency_id="ranking")
+
+        def publish_board(board: Leaderboard | None, repo_id: str, token: str,
+                          oauth_token: gr.OAuthToken | None) -> str:
+            try:
+                chosen = choose_token(in_space=in_space, typed_token=token,
+                                      oauth_token=None if oauth_token is None else oauth_token.token)
+                return publish(board, repo_id, chosen)
+            except PublishError as error:
+                raise gr.Error(str(error)) from None
+
+        push.click(publish_board, [board, repo_id, token], push_status, api_name="publish")
+    return demo
+
+
+def display_table(board: Leaderboard) -> pd.DataFrame:
+    """The leaderboard as shown on the page: rank, model (short name, as in the chart), scores to 4 significant
+    digits, size, Pareto flag and notes, formatted as ``lead-hub rank`` prints them (the CSV keeps full ids and
+    full precision)."""
+    columns = ["rank", "model_id", *board.metrics, "num_params", "pareto", "notes"]
+    cells = {column: [_display(column, value) for value in board.table[column]] for column in columns}
+    cells["model_id"] = [_short_name(model_id) for model_id in board.table["model_id"]]
+    return pd.DataFrame(cells).rename(columns={"model_id": "model", "num_params": "parameters"})
+
+
+def error_message(error: Exception) -> str:
+    """What the page shows for a failed ranking: lead_hub's own message for bad input, else the error's type too."""
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])  # str() of a KeyError quotes its message
+    if isinstance(error, (ValueError, LookupError, FileNotFoundError)):
+        return str(error)
+    return f"the ranking failed: {type(error).__name__}: {error}"
+
+
+def launch_options(limits: SpaceLimits) -> dict:
+    """Keyword arguments of ``launch`` that every run of the Space needs: Gradio refuses uploads above the
+    Space's limit before they reach the app, and no run's inputs (a typed token among them) are kept in the
+    browser's run history."""
+    return {"max_file_size": limits.max_upload_bytes, "run_history": False, "footer_links": ["api", "gradio"]}
+
+
+def main() -> None:
+    limits = SpaceLimits()
+    cache_dir = os.environ.get("LEAD_HUB_SPACE_CACHE_DIR")
+    demo = build_demo(limits, cache_dir=None if cache_dir is None else Path(cache_dir))
+    demo.queue(default_concurrency_limit=1, max_size=32)
+    demo.launch(**launch_options(limits))
+
+
+if __name__ == "__main__":
+    main()
