@@ -66,12 +66,12 @@ def measure_one(samples: int, dims: int, classes: int, variant: str) -> dict:
     return {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_grid(sizes, dims_list, classes_list, time_limit: float) -> list[dict]:
+def run_grid(sizes, dims_list, classes_list, time_limit: float, variants) -> list[dict]:
     rows, too_slow = [], set()
     for dims in dims_list:
         for classes in classes_list:
             for samples in sizes:
-                for variant in VARIANTS:
+                for variant in variants:
                     row = {"N": samples, "D": dims, "K": classes, "variant": variant}
                     if (dims, classes, variant) in too_slow:
                         row.update(seconds=float("nan"), peak_rss_mib=float("nan"),
@@ -105,9 +105,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1000 only")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per measurement before giving up")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="VARIANT",
+                        help="measure only these (default: all)")
+    parser.add_argument("--sizes", nargs="+", type=int, help="override the N values")
     arguments = parser.parse_args()
-    sizes = [1000] if arguments.quick else [1000, 10000, 50000]
-    rows = run_grid(sizes, [512, 2048], [10, 100], arguments.time_limit)
+    sizes = arguments.sizes or ([1000] if arguments.quick else [1000, 10000, 50000])
+    rows = run_grid(sizes, [512, 2048], [10, 100], arguments.time_limit, arguments.variants)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     with arguments.output.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
