@@ -20,7 +20,7 @@ import pandas as pd
 
 from lead_hub import metrics
 from lead_hub.data import LabeledImages, load_images
-from lead_hub.features import ExtractedFeatures, dataset_cache_key, extract_many
+from lead_hub.features import ExtractedFeatures, extract_many
 from lead_hub.sampling import stratified_indices
 
 IMAGE_SIZE = 64
@@ -49,12 +49,10 @@ def benchmark_images(target_folder: str | Path) -> LabeledImages:
 
 def benchmark_features(target_folder: str | Path, model_ids: Iterable[str], *, cache_dir: str | Path,
                        progress: bool = False) -> dict[str, ExtractedFeatures]:
-    """Features and source logits at 64 px of every model on the benchmark images, cached in ``cache_dir``."""
+    """Features and source logits at 64 px of every model on the benchmark images, cached in ``cache_dir``
+    (keyed by the images' content, so a changed target file is never served stale features)."""
     images = benchmark_images(target_folder)
-    key = dataset_cache_key(str(Path(target_folder).resolve()), split="train", seed=SAMPLE_SEED,
-                            max_samples=TRAIN_IMAGES)
-    return extract_many(list(model_ids), images, image_size=IMAGE_SIZE, cache_dir=cache_dir, dataset_key=key,
-                        progress=progress)
+    return extract_many(list(model_ids), images, image_size=IMAGE_SIZE, cache_dir=cache_dir, progress=progress)
 
 
 def regimes(labels: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
