@@ -31,6 +31,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from lead_hub.data import LabeledImages
+from lead_hub.finetune_protocol import FinetuneProtocol
 from lead_hub.models import create_timm_model, model_normalisation
 from lead_hub.sampling import stratified_indices
 
@@ -42,31 +43,6 @@ RUN_COLUMNS = (
 # The columns that identify a run: a row with the same values means the run is done.
 RUN_KEY = ("model", "target", "phase", "lr", "seed", "images", "image_size", "epochs", "batch_size")
 EVAL_BATCH_SIZE = 250
-
-
-@dataclass(frozen=True)
-class FinetuneProtocol:
-    """Every setting of a ground-truth fine-tuning; the defaults are the offline benchmark's protocol."""
-
-    image_size: int = 64
-    max_train_samples: int = 1000
-    sample_seed: int = 0
-    validation_fraction: float = 0.2
-    learning_rates: tuple[float, ...] = (0.1, 0.01, 0.001)
-    seeds: tuple[int, ...] = (0, 1)
-    epochs: int = 8
-    batch_size: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    crop_scale: tuple[float, float] = (0.6, 1.0)
-
-    def __post_init__(self):
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if not self.learning_rates or not self.seeds:
-            raise ValueError("give at least one learning rate and one seed")
-        if min(self.image_size, self.epochs, self.batch_size, self.max_train_samples) < 1:
-            raise ValueError(f"image_size, epochs, batch_size and max_train_samples must be >= 1: {self}")
 
 
 @dataclass(frozen=True)

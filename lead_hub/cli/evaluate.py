@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
-from lead_hub.evaluation import long_scores, plot_scores_against_accuracy, rank_quality, summarise_quality
 
 
 def add_parser(subparsers) -> None:
@@ -30,8 +27,10 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV, JSON (a leaderboard's, or records) or parquet file as a DataFrame."""
+def read_table(path: Path):
+    """A CSV, JSON (a leaderboard's, or records) or parquet file as a pandas DataFrame."""
+    import pandas as pd
+
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if path.suffix == ".parquet":
@@ -44,6 +43,9 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    # Imported here so that every other lead-hub command starts without scipy and pandas.
+    from lead_hub.evaluation import long_scores, plot_scores_against_accuracy, rank_quality, summarise_quality
+
     scores = long_scores(read_table(arguments.scores), target=arguments.target)
     truth = read_table(arguments.ground_truth)
     if "target" not in truth.columns:

@@ -8,8 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lead_hub.data import load_images
-from lead_hub.finetune import FinetuneProtocol, decode_images, run_ground_truth, summarise_runs
+from lead_hub.finetune_protocol import FinetuneProtocol
 from lead_hub.zoo import load_zoo
 
 DEFAULTS = FinetuneProtocol()
@@ -59,6 +58,10 @@ def _models(arguments: argparse.Namespace) -> dict[str, str]:
 
 
 def finetune(arguments: argparse.Namespace) -> int:
+    # Imported here: torch, timm and datasets take seconds to import, and every lead-hub command would pay that.
+    from lead_hub.data import load_images
+    from lead_hub.finetune import decode_images, run_ground_truth, summarise_runs
+
     protocol = FinetuneProtocol(
         image_size=arguments.image_size, max_train_samples=arguments.max_train_samples,
         learning_rates=tuple(arguments.lr), seeds=tuple(arguments.seeds), epochs=arguments.epochs,
