@@ -130,7 +130,7 @@ class Leaderboard:
 
     def to_markdown(self, path: str | Path | None = None) -> str:
         """A markdown report: the table, then the provenance; written to ``path`` when given."""
-        lines = [_markdown_table(self.table), "", "Provenance:", ""]
+        lines = [markdown_table(self.table), "", "Provenance:", ""]
         lines += [f"- **{key}**: {_inline(value)}" for key, value in self.provenance.items()]
         lines += ["", f"<!-- {_MARKDOWN_MARK} {json.dumps(self.provenance, allow_nan=False)} -->", ""]
         text = "\n".join(lines)
@@ -298,20 +298,21 @@ def _read_markdown(path: Path) -> tuple[pd.DataFrame, dict, None]:
     return table, provenance, None
 
 
-def _markdown_table(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame, *, float_format: str = ".6g") -> str:
+    """A markdown pipe table of ``table``: numeric columns right-aligned, floats as ``float_format``, NaN blank."""
     header = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(table[column]) and column != "pareto" else "---"
                           for column in table.columns) + "|"
-    body = ["| " + " | ".join(_markdown_cell(value) for value in row) + " |"
+    body = ["| " + " | ".join(_markdown_cell(value, float_format) for value in row) + " |"
             for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *body])
 
 
-def _markdown_cell(value) -> str:
+def _markdown_cell(value, float_format: str) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, (float, np.floating)):
-        return f"{value:.6g}"
+        return format(value, float_format)
     return str(value).replace("|", "\\|")
 
 
