@@ -54,17 +54,6 @@ def class_statistics(features: np.ndarray, labels: np.ndarray, num_classes: int)
     return ClassStatistics(counts, sums / counts[:, None])
 
 
-def total_and_between_class(features: np.ndarray, labels: np.ndarray,
-                            num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The covariance S = Cov(f) (1/N), the class priors π_k and the class-mean deviations μ_k − μ (K×D).
-
-    Cov(E[f | y]) = Σ_k π_k (μ_k − μ)(μ_k − μ)ᵀ, the between-class covariance of the H-scores.
-    """
-    stats = class_statistics(features, labels, num_classes)
-    centre = column_centre(features)
-    return scatter(features, centre) / len(features), stats.priors, stats.means - centre
-
-
 def constant_columns(features: np.ndarray) -> np.ndarray:
     """Boolean mask of the feature dimensions that hold one value in every sample (all-zero ones included)."""
     return np.all(features == features[:1], axis=0)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp, softmax
 
-from lead_hub.metrics._linalg import fit_shrinkage_lda, true_class_values
+from lead_hub.metrics._linalg import ROWS_PER_BLOCK, fit_shrinkage_lda, true_class_values
 from lead_hub.metrics._registry import register
 from lead_hub.metrics._validation import check_inputs
 
@@ -69,6 +69,7 @@ def etran(features, labels, *, source_logits=None, seed: int = 0,
     features, labels = checked.features, checked.labels
     discriminant = fit_shrinkage_lda(features, labels, checked.num_classes, seed=seed)
     lda = float(np.mean(true_class_values(softmax(discriminant.logits(features), axis=1), labels)))
-    energies = np.sort(logsumexp(features, axis=1))
+    energies = np.sort(np.concatenate([logsumexp(features[start:start + ROWS_PER_BLOCK], axis=1)
+                                       for start in range(0, len(features), ROWS_PER_BLOCK)]))
     lowest = max(1, int(energy_fraction * len(energies) + 1e-9))
     return ETranParts(lda=lda, energy=float(np.mean(energies[:lowest])))

@@ -5,8 +5,8 @@ Cov(E[f | y]) = Σ_k π_k (μ_k − μ)(μ_k − μ)ᵀ (π_k = n_k/N):
 
     H = tr(pinv(Cov f) · Cov(E[f | y])) = Σ_k π_k (μ_k − μ)ᵀ pinv(Cov f) (μ_k − μ).
 
-Higher is better, no sign change. The pseudo-inverse comes from the eigendecomposition of the D×D covariance and
-drops eigenvalues below max(N, D)·eps·λ_max (constant and all-zero dimensions, rank deficiency); the reference's
+Higher is better, no sign change. The pseudo-inverse comes from the eigendecomposition of the D×D covariance (of
+the N×N Gram matrix when N < D, same nonzero spectrum) and drops eigenvalues below max(N, D)·eps·λ_max (constant and all-zero dimensions, rank deficiency); the reference's
 ``pinv(rcond=1e-15)`` keeps rounding-noise eigenvalues, whose inverses can dominate the score. The common
 normalisation (1/N here, 1/(N−1) in the reference) cancels. Deterministic; ``seed`` unused.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lead_hub.metrics._linalg import rank_tolerance, total_and_between_class
+from lead_hub.metrics._linalg import class_statistics, principal_axes
 from lead_hub.metrics._registry import register
 from lead_hub.metrics._validation import check_inputs
 
@@ -29,8 +29,9 @@ from lead_hub.metrics._validation import check_inputs
 def hscore(features, labels, *, source_logits=None, seed: int = 0) -> float:
     """H-score (see the module docstring)."""
     checked = check_inputs(features, labels, source_logits, metric="hscore")
-    covariance, priors, deviations = total_and_between_class(checked.features, checked.labels, checked.num_classes)
-    eigenvalues, vectors = np.linalg.eigh(covariance)
-    keep = eigenvalues > rank_tolerance(*checked.features.shape) * eigenvalues.max(initial=0.0)
-    projected = deviations @ vectors[:, keep]
-    return float(priors @ np.sum(projected**2 / eigenvalues[keep], axis=1))
+    features = checked.features
+    stats = class_statistics(features, checked.labels, checked.num_classes)
+    # Every axis of nonzero variance: the eigenpairs of Cov(f), from the N×N Gram matrix when N < D.
+    axes = principal_axes(features, count=features.shape[1])
+    projected = (stats.means - axes.mean) @ axes.axes
+    return float(stats.priors @ np.sum(projected**2 / axes.variances, axis=1))

@@ -10,9 +10,9 @@ Higher is better. As in the reference code (SFDA/PED/ETran repositories), the sc
 empirical prediction of the true class with no log; ``log_probability=True`` gives the paper's LEEP form (mean log).
 
 Speed (the GMM is the expensive part: each EM step costs about 4·n·d²·5K flops for d PCA dimensions, d ≈ 150
-for typical 2,048-dim features): the mixture is fitted on at most ``max_fit_samples`` = 5,000 rows (a
-class-stratified seeded subsample; all rows when N is smaller) with at most ``max_iter`` = 30 EM steps instead of
-sklearn's 100; the posteriors are then computed for every sample. EM runs with one BLAS thread: it multiplies
+for typical 2,048-dim features): the PCA and the mixture are fitted on the same at most ``max_fit_samples`` =
+5,000 rows (a class-stratified seeded subsample; all rows when N is smaller), the mixture with at most
+``max_iter`` = 30 EM steps instead of sklearn's 100; every sample is then projected and gets its posteriors. EM runs with one BLAS thread: it multiplies
 many small d×d blocks, where extra threads only add synchronisation. ``max_fit_samples=None, max_iter=100`` is
 the reference setting. ``seed`` drives the PCA solver,
 the subsample and the mixture initialisation. Fewer than 5K fitting rows cannot support 5K components: a
@@ -47,9 +47,9 @@ def nleep(features, labels, *, source_logits=None, seed: int = 0, variance_fract
     """NLEEP score (see the module docstring)."""
     checked = check_inputs(features, labels, source_logits, metric="nleep")
     labels, num_classes = checked.labels, checked.num_classes
-    projected = principal_axes(checked.features, variance_fraction=variance_fraction,
-                               seed=seed).project(checked.features)
     fit_rows = stratified_indices(labels, max_samples=max_fit_samples, seed=seed)
+    axes = principal_axes(checked.features[fit_rows], variance_fraction=variance_fraction, seed=seed)
+    projected = axes.project(checked.features)
     num_components = components_per_class * num_classes
     if num_components > len(fit_rows):
         raise ValueError(f"nleep: {num_components} mixture components ({components_per_class} per class) need at "

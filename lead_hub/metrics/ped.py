@@ -58,30 +58,35 @@ def ped(features, labels, *, source_logits=None, seed: int = 0, base: str = "sfd
 def descend(features: np.ndarray, labels: np.ndarray, num_classes: int, *, time_step: float = TIME_STEP,
             radius_scale: float = RADIUS_SCALE, force_constant: float = FORCE_CONSTANT, max_steps: int = MAX_STEPS,
             exit_ratio: float = EXIT_RATIO) -> np.ndarray:
-    """The features after the potential-energy descent steps, in their original units."""
-    mean = features.mean(axis=0)
+    """The features after the potential-energy descent steps, in their original units.
+
+    A step translates every class as a whole, so class radii never change and the steps run on the K class
+    means alone; the summed translation is applied to the samples once at the end.
+    """
     scale = np.maximum(features.std(axis=0), STD_FLOOR)
-    standardised = (features - mean) / scale
+    stats = class_statistics(features, labels, num_classes)
+    squared_deviations = one_hot(labels, num_classes).T @ (features - stats.means[labels]) ** 2
+    radii = np.sqrt(np.sum(squared_deviations / scale**2, axis=1) / stats.counts)
+    means = (stats.means - features.mean(axis=0)) / scale
+    translation = np.zeros_like(means)
     first_change = None
     for _ in range(max_steps):
-        moves = _class_moves(standardised, labels, num_classes, time_step, radius_scale, force_constant)
+        moves = _class_moves(means, radii, time_step, radius_scale, force_constant)
         change = float(np.abs(moves).sum())
         if first_change is None:
             first_change = change
         if first_change == 0 or change / first_change <= exit_ratio:
             break
-        standardised += moves[labels]
-    return standardised * scale + mean
+        means += moves
+        translation += moves
+    return features + (translation * scale)[labels]
 
 
-def _class_moves(standardised, labels, num_classes, time_step, radius_scale, force_constant) -> np.ndarray:
+def _class_moves(means, radii, time_step, radius_scale, force_constant) -> np.ndarray:
     """K×D displacement of every class for one step (sum of its repulsions from the overlapping classes)."""
-    stats = class_statistics(standardised, labels, num_classes)
-    squared_deviations = one_hot(labels, num_classes).T @ (standardised - stats.means[labels]) ** 2
-    radii = np.sqrt(squared_deviations.sum(axis=1) / stats.counts)
-    distances = cdist(stats.means, stats.means)
+    distances = cdist(means, means)
     overlap = np.maximum(radius_scale * (radii[:, None] + radii[None, :]) - distances, 0.0)
     step = np.minimum(0.5 * time_step**2 * force_constant * overlap, overlap)
     np.fill_diagonal(step, 0.0)
     weights = np.divide(step, distances, out=np.zeros_like(step), where=distances > 0)
-    return weights.sum(axis=1)[:, None] * stats.means - weights @ stats.means
+    return weights.sum(axis=1)[:, None] * means - weights @ means

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from lead_hub.metrics._linalg import column_centre, ledoit_wolf_shrinkage, total_and_between_class
+from lead_hub.metrics._linalg import class_statistics, column_centre, ledoit_wolf_shrinkage, scatter
 from lead_hub.metrics._registry import register
 from lead_hub.metrics._validation import check_inputs
 
@@ -31,12 +31,15 @@ def regularized_hscore(features, labels, *, source_logits=None, seed: int = 0) -
     """Regularised H-score (see the module docstring)."""
     checked = check_inputs(features, labels, source_logits, metric="regularized_hscore")
     features = checked.features
-    covariance, priors, deviations = total_and_between_class(features, checked.labels, checked.num_classes)
+    stats = class_statistics(features, checked.labels, checked.num_classes)
+    centre = column_centre(features)
+    covariance = scatter(features, centre) / len(features)
     trace = np.trace(covariance)
     if trace <= 0:
         raise ValueError("regularized_hscore: every feature dimension is constant; the features carry no information")
-    shrinkage = ledoit_wolf_shrinkage(features, column_centre(features), covariance)
+    shrinkage = ledoit_wolf_shrinkage(features, centre, covariance)
     shrunk = (1.0 - shrinkage) * covariance
     shrunk.flat[:: features.shape[1] + 1] += shrinkage * trace / features.shape[1]
+    deviations = stats.means - centre
     solved = scipy.linalg.cho_solve(scipy.linalg.cho_factor(shrunk), deviations.T)
-    return float((1.0 - shrinkage) * priors @ np.sum(deviations.T * solved, axis=0))
+    return float((1.0 - shrinkage) * stats.priors @ np.sum(deviations.T * solved, axis=0))
