@@ -103,7 +103,8 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
 
         def rank_models(dataset_from: str, upload: str | None, hub_dataset: str, split: str, models_from: str,
                         zoo: str, model_ids: str, primary_metric: str, other_metrics: list[str],
-                        samples_per_class: float, image_size: int, progress=gr.Progress()) -> Iterator[tuple]:
+                        samples_per_class: float, image_size: int,
+                        progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
             request = RankingRequest(dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
                                      primary_metric, tuple(other_metrics or ()), int(samples_per_class),
                                      int(image_size))

@@ -13,6 +13,7 @@ name the input and the fix; the app shows them as they are.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import queue
 import re
@@ -123,7 +124,9 @@ def stream_ranking(request: RankingRequest, *, results_dir: Path, limits: SpaceL
     """Rank the models of ``request`` and yield a :class:`RankingUpdate` after each model and at the end.
 
     The request is checked first (:class:`SpaceInputError`); the upload is unpacked under ``limits`` into a
-    temporary folder deleted after the ranking. ``progress(fraction, description)`` hears of each stage. The
+    temporary folder deleted after the ranking. ``progress(fraction, description)`` hears of each stage and each
+    scored model; ``rank``'s own progress bars (tqdm: models, images) run in the worker thread, which starts in a
+    copy of the caller's context. The
     final update's chart (PNG) and CSV are written into ``results_dir``. Closing the generator early asks the
     ranking to stop after its current model. An upload is recorded in the leaderboard's provenance as its file
     name (``dataset``) and the sha256 of its bytes (``dataset_revision``), not as the temporary folder it was
@@ -133,10 +136,13 @@ def stream_ranking(request: RankingRequest, *, results_dir: Path, limits: SpaceL
     plan = _checked_plan(request, limits)
     upload_name = upload_digest = None
     if plan.upload is not None:
-        upload_name, upload_digest = plan.upload.name, file_sha256(plan.upload)
+        upload_name, upload_digest = plan.upload.name, _file_sha256(plan.upload)
     events: queue.Queue = queue.Queue()
     cancelled = threading.Event()
-    worker = threading.Thread(target=_run, args=(plan, limits, cache_dir, events, cancelled), daemon=True,
+    # The worker runs in a copy of this thread's context: a progress tracker that follows tqdm bars (Gradio's
+    # track_tqdm) finds the request it reports to there, and so shows the feature extraction image by image.
+    worker = threading.Thread(target=contextvars.copy_context().run,
+                              args=(_run, plan, limits, cache_dir, events, cancelled), daemon=True,
                               name="lead-hub-space-ranking")
     started = time.perf_counter()
     worker.start()
@@ -159,15 +165,6 @@ def stream_ranking(request: RankingRequest, *, results_dir: Path, limits: SpaceL
                 return
     finally:
         cancelled.set()
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def offered_zoos() -> list[str]:
@@ -289,7 +286,7 @@ def _run(plan: _Plan, limits: SpaceLimits, cache_dir: Path | None, events: queue
 
             board = rank(plan.models, dataset, split=plan.split, metrics=plan.metrics,
                          samples_per_class=plan.samples_per_class, image_size=plan.image_size, cache_dir=cache_dir,
-                         progress=False, on_model_done=on_model_done)
+                         progress=True, on_model_done=on_model_done)
         events.put(("done", board))
     except _Cancelled:
         pass
@@ -329,3 +326,12 @@ def _final_update(board: Leaderboard, results_dir: Path, seconds: float) -> Rank
 
 def _readable_size(size: int) -> str:
     return f"{size / 1024**2:.1f} MB" if size >= 1024**2 else f"{size:,} bytes"
+
+
+def _file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -202,6 +202,32 @@ def test_the_offered_zoos_are_those_with_models_to_load():
     assert "paper_ssl" not in offered  # no model of that zoo has a loadable copy
 
 
+def test_an_abandoned_ranking_stops_after_its_current_model(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    import ranking_job
+
+    scored = []
+
+    def slow_rank(models, dataset, *, on_model_done, **options):
+        for index in range(50):
+            time.sleep(0.1)
+            scored.append(index)
+            row = {"model_id": f"model-{index}", "lead": -float(index), "num_params": 1}
+            on_model_done(f"model-{index}", Leaderboard.from_rows([row], {"metrics": ["lead"]}))
+        raise AssertionError("the abandoned ranking ran to its end")
+
+    monkeypatch.setattr(ranking_job, "rank", slow_rank)
+    ranking = stream_ranking(quick_request(), results_dir=tmp_path / "results")
+    assert next(ranking).status.startswith("Scored 1 of 6 models (latest: model-0)")
+    ranking.close()  # the visitor leaves the page
+    for worker in [thread for thread in threading.enumerate() if thread.name == "lead-hub-space-ranking"]:
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+    assert len(scored) < 50
+
+
 # ---- the demo ranking ------------------------------------------------------------------------------------------
 
 
