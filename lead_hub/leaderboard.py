@@ -155,7 +155,7 @@ class Leaderboard:
             span = float(np.ptp(scores)) or max(abs(float(scores[0])), 1.0)
             floor = float(scores.min()) - 0.1 * span
             colours = ["tab:orange" if on_front else "tab:blue" for on_front in scored["pareto"]]
-            bars.barh(scored["model_id"].map(_short_name), scores - floor, left=floor, color=colours)
+            bars.barh(scored["model_id"].map(short_name), scores - floor, left=floor, color=colours)
             for row, score in enumerate(scores):
                 bars.text(score, row, f" {score:.4g}", va="center", fontsize=8)
             bars.set_xlim(floor, float(scores.max()) + 0.25 * span)
@@ -167,7 +167,7 @@ class Leaderboard:
         scatter.plot(front["num_params"].astype(float), front[primary], color="tab:orange", marker="o",
                      label="Pareto front")
         for _, row in sized.iterrows():
-            scatter.annotate(_short_name(row["model_id"]), (float(row["num_params"]), row[primary]), fontsize=7)
+            scatter.annotate(short_name(row["model_id"]), (float(row["num_params"]), row[primary]), fontsize=7)
         scatter.set_xscale("log")
         scatter.set_xlabel("parameters")
         scatter.set_ylabel(primary)
@@ -192,7 +192,7 @@ class Leaderboard:
                              justify="left" if column == "model_id" else "right",
                              min_width=min(widest_id, 24) if column == "model_id" else None)
         for _, row in self.table.iterrows():
-            table.add_row(*(escape(_display(column, row[column])) for column in shown))
+            table.add_row(*(escape(display_cell(column, row[column])) for column in shown))
         return table
 
     def __rich__(self) -> Table:
@@ -320,7 +320,8 @@ def _inline(value) -> str:
     return f"`{json.dumps(value)}`" if isinstance(value, (dict, list)) else str(value)
 
 
-def _display(column: str, value) -> str:
+def display_cell(column: str, value) -> str:
+    """How a leaderboard cell reads on a console or web page: sizes in millions, seconds to 0.1, "n/a" for NaN."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "" if column == "rank" else "n/a"
     if column == "num_params":
@@ -334,6 +335,6 @@ def _display(column: str, value) -> str:
     return str(value)
 
 
-def _short_name(model_id: str) -> str:
+def short_name(model_id: str) -> str:
     """The last path component of an id: ``local-dir:demo/models/x`` and ``hf-hub:timm/x`` both give ``x``."""
     return model_id.rsplit("/", 1)[-1].removeprefix("local-dir:").removeprefix("hf-hub:")

@@ -20,7 +20,7 @@ from gradio.utils import get_space
 
 from hub_publish import PublishError, choose_token, publish
 from lead_hub import metrics as metric_registry
-from lead_hub.leaderboard import Leaderboard, _display, _short_name
+from lead_hub.leaderboard import Leaderboard, display_cell, short_name
 from lead_hub.ranking import DEMO_DATASET
 from ranking_job import (
     DATASET_FROM_HUB,
@@ -144,8 +144,8 @@ def display_table(board: Leaderboard) -> pd.DataFrame:
     digits, size, Pareto flag and notes, formatted as ``lead-hub rank`` prints them (the CSV keeps full ids and
     full precision)."""
     columns = ["rank", "model_id", *board.metrics, "num_params", "pareto", "notes"]
-    cells = {column: [_display(column, value) for value in board.table[column]] for column in columns}
-    cells["model_id"] = [_short_name(model_id) for model_id in board.table["model_id"]]
+    cells = {column: [display_cell(column, value) for value in board.table[column]] for column in columns}
+    cells["model_id"] = [short_name(model_id) for model_id in board.table["model_id"]]
     return pd.DataFrame(cells).rename(columns={"model_id": "model", "num_params": "parameters"})
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lead_hub.archive import ArchiveLimits, extract_image_archive
-from lead_hub.leaderboard import Leaderboard, _short_name
+from lead_hub.leaderboard import Leaderboard, short_name
 from lead_hub.ranking import rank
 from lead_hub.zoo import LOCAL_DIR_PREFIX, load_zoo, zoo_names
 
@@ -155,7 +155,7 @@ def stream_ranking(request: RankingRequest, *, results_dir: Path, limits: SpaceL
                 done, total, model_id, board = payload
                 board = _named_after_upload(board, upload_name, upload_digest)
                 report(done / total, f"scored {done} of {total} models")
-                yield RankingUpdate(f"Scored {done} of {total} models (latest: {_short_name(model_id)}); the table "
+                yield RankingUpdate(f"Scored {done} of {total} models (latest: {short_name(model_id)}); the table "
                                     "fills in as each model finishes.", board)
             elif kind == "error":
                 raise payload[0]
@@ -320,7 +320,7 @@ def _final_update(board: Leaderboard, results_dir: Path, seconds: float) -> Rank
         status = f"No model could be scored on {where}: the notes column says why."
     else:
         status = f"Ranked {len(board.table)} models on {where} in {seconds:.0f} s by " \
-                 f"{board.primary_metric}; predicted best: {_short_name(board.best_model)}."
+                 f"{board.primary_metric}; predicted best: {short_name(board.best_model)}."
     return RankingUpdate(status, board, final=True, chart=chart, csv=csv)
 
 
