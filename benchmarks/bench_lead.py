@@ -108,9 +108,11 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="VARIANT",
                         help="measure only these (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="override the N values")
+    parser.add_argument("--dims", nargs="+", type=int, default=[512, 2048], help="the D values")
+    parser.add_argument("--classes", nargs="+", type=int, default=[10, 100], help="the K values")
     arguments = parser.parse_args()
     sizes = arguments.sizes or ([1000] if arguments.quick else [1000, 10000, 50000])
-    rows = run_grid(sizes, [512, 2048], [10, 100], arguments.time_limit, arguments.variants)
+    rows = run_grid(sizes, arguments.dims, arguments.classes, arguments.time_limit, arguments.variants)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     with arguments.output.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
