@@ -1,6 +1,6 @@
 """Numerical pieces shared by the peer metrics, all in float64.
 
-Scatter and covariance matrices are accumulated over blocks of rows, so no metric copies an N×D array to centre it.
+Scatter and covariance matrices are accumulated over blocks of rows, so building one never copies the N×D array.
 Eigenvectors come from the D×D covariance (or the N×N Gram matrix when N < D): a full ``eigh`` where many
 components are wanted, otherwise a seeded randomized subspace iteration, whose cost is a few D×D×k products
 instead of the O(D³) tridiagonalisation. Every eigenvector is signed so that its largest-magnitude entry is
