@@ -246,7 +246,7 @@ def test_rank_command_searches_the_hub_ranks_what_it_found_and_publishes(image_f
 
     from lead_hub.hub_card import LEADERBOARD_PATH
 
-    token = "hf_rankTestLoopbackToken4c1d9e2f7a"
+    token = "hf_rank_test_loopback_token_4c1d9e2f"
     with LoopbackHub() as server:
         server.store.add_user("alice", token)
         point_client_at(monkeypatch, server.endpoint, str(tmp_path / "hf_home"), token=token)
