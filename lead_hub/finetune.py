@@ -233,11 +233,17 @@ def finetune_once(
 
 
 def read_runs(runs_csv: str | Path) -> pd.DataFrame:
-    """The runs CSV as a table (empty, with the run columns, when the file does not exist yet)."""
+    """The runs CSV as a table (empty, with the run columns, when the file does not exist yet). Reads under a
+    shared lock, so a row that a parallel worker is appending (``append_run``) is never seen half-written."""
     path = Path(runs_csv)
     if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame(columns=list(RUN_COLUMNS))
-    return pd.read_csv(path)
+    with open(path, newline="") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            return pd.read_csv(handle)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def append_run(runs_csv: str | Path, row: dict) -> None:
