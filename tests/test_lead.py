@@ -9,8 +9,9 @@ import torch
 from lead_hub import metrics
 from lead_hub.metrics._lead_evolution import evolution_score
 from lead_hub.metrics._content_keys import content_keys
-from lead_hub.metrics._lead_log_init import initial_logits, standardize_columns
-from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, per_sample_gradient_sq_norms, random_head
+from lead_hub.metrics._lead_log_init import initial_logits
+from lead_hub.metrics._scaling import standardize_columns
+from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, ntk_samples, per_sample_gradient_sq_norms, random_head
 
 lead = metrics.get("lead")
 
@@ -53,7 +54,8 @@ def test_gradient_norms_match_autograd():
 def test_mean_eigenvalue_of_explicit_ntk_equals_closed_form():
     features, labels = clustered_features(samples=40, classes=2, dims=6)
     head = random_head(6, (8, 9), 2, seed=1)
-    eigenvalues = class_mean_eigenvalues(head, features, labels, 2, keys=np.zeros(len(labels)), samples_per_class=64)
+    samples = ntk_samples(labels, 2, keys=np.zeros(len(labels)), samples_per_class=64)
+    eigenvalues = class_mean_eigenvalues(head, features[np.concatenate(samples)], [len(rows) for rows in samples])
     for cls in range(2):
         gradients = autograd_gradients(head, features[labels == cls])
         gram = gradients @ gradients.T
@@ -239,3 +241,47 @@ def test_ridge_matches_scikit_learn_in_sample_and_out_of_fold(dims):
         model = Ridge(alpha=alpha * int((~held).sum())).fit(features[~held], targets[~held])
         expected_out_of_fold[held] = model.predict(features[held])
     np.testing.assert_allclose(ridge_predictions(features, targets, alpha, folds), expected_out_of_fold, atol=1e-5)
+
+
+def test_column_scaling_streams_blocks_like_numpy(monkeypatch):
+    from lead_hub.metrics import _scaling
+
+    monkeypatch.setattr(_scaling, "BLOCK_BYTES", 8 * 16 * 7)  # 16-row blocks: 101 rows end in a partial block
+    rng = np.random.default_rng(3)
+    features = rng.standard_normal((101, 7)) * 5.0 + 100.0
+    features[:, 2] = 4.0
+    scaling = _scaling.ColumnScaling.fit(features)
+    varying = features[:, [0, 1, 3, 4, 5, 6]]
+    np.testing.assert_array_equal(scaling.columns, [0, 1, 3, 4, 5, 6])
+    np.testing.assert_allclose(scaling.mean, varying.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(scaling.std, varying.std(axis=0), rtol=1e-12)
+    expected = (varying - varying.mean(axis=0)) / varying.std(axis=0)
+    np.testing.assert_allclose(scaling.transform(features), expected, atol=1e-12)
+    rows = rng.permutation(101)[:40]
+    np.testing.assert_allclose(scaling.transform(features, rows=rows), expected[rows], atol=1e-12)
+    assert scaling.transform(features, dtype=np.float32).dtype == np.float32
+    np.testing.assert_allclose(content_keys(scaling.blocks(features), 0), content_keys(expected, 0), atol=1e-9)
+
+
+def test_float32_features_are_not_copied_to_float64():
+    features, labels = clustered_features()
+    features32 = features.astype(np.float32)
+    checked = metrics.check_inputs(features32, labels, metric="lead", keep_float32=True)
+    assert checked.features is features32
+    assert metrics.check_inputs(features32, labels, metric="lead").features.dtype == np.float64
+    assert lead(features32, labels) == pytest.approx(lead(features32.astype(np.float64), labels), rel=1e-12)
+
+
+@pytest.mark.parametrize("dims", [5, 80])
+def test_ridge_reads_sorted_folds_as_slices_and_float32_features(dims):
+    from lead_hub.metrics._ridge import ridge_predictions
+
+    rng = np.random.default_rng(4)
+    features, targets = rng.standard_normal((60, dims)), rng.standard_normal((60, 3))
+    folds = np.arange(60) % 4
+    expected = ridge_predictions(features, targets, 0.05, folds)
+    order = np.argsort(folds, kind="stable")
+    np.testing.assert_allclose(ridge_predictions(features[order], targets[order], 0.05, folds[order]),
+                               expected[order], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ridge_predictions(features.astype(np.float32), targets, 0.05, folds), expected,
+                               atol=1e-5)

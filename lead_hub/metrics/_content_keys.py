@@ -6,19 +6,28 @@ relabelling the classes, which a positional ``rng.permutation`` is not.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 
-def content_keys(standardized: np.ndarray, seed: int) -> np.ndarray:
+def content_keys(standardized: np.ndarray | Iterable[np.ndarray], seed: int) -> np.ndarray:
     """One key in [0, 1) per row: ``frac(10² · ⟨z, r⟩)`` for rows z of column-standardised features and
     r ~ N(0, I) drawn from ``seed``. Rows that differ get keys that look independent and uniform; equal rows get equal keys.
     The factor 10² keeps keys stable under float32 rounding of the features (a relative perturbation of 1e-7
     moves a key by about 1e-4).
+    ``standardized`` is the N×D float64 array, or its rows as consecutive float64 blocks
+    (``ColumnScaling.blocks``), so the features need not be standardised whole in float64.
     Constant columns must be dropped first, so that padding a model's features does not move the keys.
     """
-    direction = np.random.default_rng([seed, 7919]).standard_normal(standardized.shape[1])
-    projection = 1e2 * (standardized @ direction)
-    return projection - np.floor(projection)
+    blocks = [standardized] if isinstance(standardized, np.ndarray) else standardized
+    keys, direction = [], None
+    for block in blocks:
+        if direction is None:
+            direction = np.random.default_rng([seed, 7919]).standard_normal(block.shape[1])
+        projection = 1e2 * (block @ direction)
+        keys.append(projection - np.floor(projection))
+    return np.concatenate(keys)
 
 
 def spread_over_folds(labels: np.ndarray, keys: np.ndarray, folds: int) -> np.ndarray:

@@ -16,8 +16,12 @@ Options (METHOD.md §3, open points 2 and 3):
     temperature T > 0 that minimises the cross-entropy of the margins against the labels (a 1-D fit, the same
     rule for every model); ``"raw"``: the margins themselves (only meaningful with ``ce_form="softmax_ce"``).
 
-The classifier sees features standardised per dimension (:func:`standardize_columns`, constant dimensions
-dropped), so the regularisation strength means the same for every model whatever its feature scale.
+The classifier sees features standardised per dimension (``_scaling``, constant dimensions dropped), so the
+regularisation strength means the same for every model whatever its feature scale. They are standardised once,
+straight into the layout the classifier reads: the ridge gets them in fold order (each fold one contiguous
+slice) and, on its primal route, in float32 (its N×D products run in float32 BLAS anyway, see ``_ridge``); the
+scikit-learn classifiers get float64 in the given sample order (LinearSVC's coordinate descent visits the samples
+in a seeded random order, so reordering them would move its solution).
 """
 
 from __future__ import annotations
@@ -29,35 +33,21 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 from lead_hub.metrics._content_keys import spread_over_folds
-from lead_hub.metrics._ridge import ridge_predictions
+from lead_hub.metrics._ridge import ridge_predictions, solves_primal
+from lead_hub.metrics._scaling import ColumnScaling
 
 CLASSIFIERS = ("ridge", "ovr_svm", "cs_svm", "logistic")
 FITS = ("in_sample", "out_of_fold")
 MARGINS = ("softmax", "calibrated", "raw")
 
 
-def standardize_columns(features: np.ndarray, *, return_kept: bool = False):
-    """``(Z − mean) / std`` per column in float64, constant columns (std = 0) dropped.
-
-    With ``return_kept`` also returns the boolean mask of the columns kept.
-    """
-    mean = features.mean(axis=0)
-    std = features.std(axis=0)
-    keep = std > 1e-12 * np.maximum(1.0, np.abs(mean))
-    if not keep.any():
-        raise ValueError("every feature dimension is constant: the model's features carry no information")
-    standardized = features[:, keep]
-    standardized -= mean[keep]
-    standardized /= std[keep]
-    return (standardized, keep) if return_kept else standardized
-
-
 def initial_logits(
-    standardized: np.ndarray,
+    features: np.ndarray,
     labels: np.ndarray,
     num_classes: int,
     *,
     keys: np.ndarray,
+    scaling: ColumnScaling | None = None,
     classifier: str = "ridge",
     fit: str = "out_of_fold",
     margins: str = "softmax",
@@ -67,7 +57,8 @@ def initial_logits(
 ) -> np.ndarray:
     """``log_init`` as an N×K float64 array: normalised per-class outputs of the chosen linear classifier.
 
-    ``standardized`` comes from :func:`standardize_columns`; ``keys`` (``_content_keys.content_keys``) deal the
+    ``features`` are standardised here with ``scaling`` (a ``ColumnScaling`` fit on them), or are already
+    standardised (float64) when ``scaling`` is None. ``keys`` (``_content_keys.content_keys``) deal the
     out-of-fold folds.
 
     ``regularization`` is α of the ridge penalty α·N·‖W‖² and, for the SVMs and logistic regression, the inverse
@@ -76,13 +67,14 @@ def initial_logits(
     _check_choice("classifier", classifier, CLASSIFIERS)
     _check_choice("fit", fit, FITS)
     _check_choice("margins", margins, MARGINS)
-    if fit == "in_sample" and classifier == "ridge":
-        raw = ridge_predictions(standardized, _ridge_targets(labels, num_classes), regularization)
-    elif fit == "in_sample":
-        raw = _sklearn_margins(standardized, labels, num_classes, standardized, classifier, regularization, seed)
+    fold_of_sample = spread_over_folds(labels, keys, folds) if fit == "out_of_fold" else None
+    standardized, order = _classifier_input(features, scaling, classifier, fold_of_sample)
+    if order is None:
+        raw = _raw_margins(standardized, labels, num_classes, classifier, regularization, fold_of_sample, seed)
     else:
-        fold_of_sample = spread_over_folds(labels, keys, folds)
-        raw = _out_of_fold(standardized, labels, num_classes, classifier, regularization, fold_of_sample, seed)
+        raw = np.empty((len(labels), num_classes))
+        raw[order] = _raw_margins(standardized, labels[order], num_classes, classifier, regularization,
+                                  fold_of_sample[order], seed)
     return normalise_margins(raw, labels, margins)
 
 
@@ -106,9 +98,23 @@ def fit_temperature(raw: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def _out_of_fold(standardized, labels, num_classes, classifier, regularization, fold_of_sample, seed) -> np.ndarray:
+def _classifier_input(features, scaling, classifier, fold_of_sample):
+    """The standardised features in the layout of the module docstring, and the order of their rows (None: as
+    given)."""
+    if scaling is None:
+        return features, None
+    if classifier != "ridge":
+        return scaling.transform(features), None
+    order = None if fold_of_sample is None else np.argsort(fold_of_sample, kind="stable")
+    primal = solves_primal(len(scaling.columns), len(features), fold_of_sample)
+    return scaling.transform(features, rows=order, dtype=np.float32 if primal else np.float64), order
+
+
+def _raw_margins(standardized, labels, num_classes, classifier, regularization, fold_of_sample, seed) -> np.ndarray:
     if classifier == "ridge":
         return ridge_predictions(standardized, _ridge_targets(labels, num_classes), regularization, fold_of_sample)
+    if fold_of_sample is None:
+        return _sklearn_margins(standardized, labels, num_classes, standardized, classifier, regularization, seed)
     raw = np.empty((len(labels), num_classes))
     for fold in np.unique(fold_of_sample):
         held_out = fold_of_sample == fold

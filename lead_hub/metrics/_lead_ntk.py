@@ -73,18 +73,16 @@ def per_sample_gradient_sq_norms(head: RandomHead, features: np.ndarray) -> np.n
     return squared_norm
 
 
-def class_mean_eigenvalues(
-    head: RandomHead,
-    features: np.ndarray,
-    labels: np.ndarray,
-    num_classes: int,
-    *,
-    keys: np.ndarray,
-    samples_per_class: int = 64,
-) -> np.ndarray:
-    """λ̄_k for k = 0..K−1: mean of ‖g_i‖² over ``samples_per_class`` samples of class k (all if fewer), chosen
-    by the smallest content ``keys`` (``_content_keys``) so the choice does not depend on sample order."""
-    chosen = [first_by_key(np.flatnonzero(labels == cls), keys, samples_per_class) for cls in range(num_classes)]
-    norms = per_sample_gradient_sq_norms(head, features[np.concatenate(chosen)])
-    boundaries = np.cumsum([0] + [len(members) for members in chosen])
+def ntk_samples(labels: np.ndarray, num_classes: int, *, keys: np.ndarray,
+                samples_per_class: int = 64) -> list[np.ndarray]:
+    """For k = 0..K−1 the indices of the ``samples_per_class`` samples of class k (all if fewer) with the smallest
+    content ``keys`` (``_content_keys``), so the choice does not depend on sample order."""
+    return [first_by_key(np.flatnonzero(labels == cls), keys, samples_per_class) for cls in range(num_classes)]
+
+
+def class_mean_eigenvalues(head: RandomHead, features: np.ndarray, class_sizes: list[int]) -> np.ndarray:
+    """λ̄_k for k = 0..K−1: the mean of ‖g_i‖² over the samples of class k, where ``features`` stacks the samples
+    class after class (``class_sizes[k]`` rows of class k, e.g. the rows :func:`ntk_samples` chose)."""
+    norms = per_sample_gradient_sq_norms(head, features)
+    boundaries = np.cumsum([0, *class_sizes])
     return np.array([norms[start:stop].mean() for start, stop in zip(boundaries[:-1], boundaries[1:])])

@@ -1,4 +1,4 @@
-"""Input checks at the metric boundary: every metric receives float64 features and labels 0..K-1."""
+"""Input checks at the metric boundary: metrics receive float64 features (float32 on request), labels 0..K-1."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class MetricNotApplicable(ValueError):
 class CheckedInputs:
     """Validated metric inputs.
 
-    ``features`` is N×D float64, ``labels`` N int64 in 0..K-1 (remapped in sorted order of the given labels),
+    ``features`` is N×D float64 (float32 features stay float32 when the caller asks for ``keep_float32``),
+    ``labels`` N int64 in 0..K-1 (remapped in sorted order of the given labels),
     ``source_logits`` N×C_s float64 or None, ``num_classes`` K.
     """
 
@@ -33,14 +34,19 @@ def check_inputs(
     metric: str,
     needs_source_logits: bool = False,
     min_samples_per_class: int = 2,
+    keep_float32: bool = False,
 ) -> CheckedInputs:
-    """Validate and normalise the inputs of ``metric``; raise ValueError naming the problem and the fix."""
+    """Validate and normalise the inputs of ``metric``; raise ValueError naming the problem and the fix.
+
+    ``keep_float32`` spares the float64 copy of float32 features, for a metric that accumulates in float64 itself.
+    """
     features = np.asarray(features)
     if features.ndim != 2:
         raise ValueError(f"{metric}: features must be a 2-D array N×D, got shape {features.shape}")
     if not np.issubdtype(features.dtype, np.number) or np.iscomplexobj(features):
         raise ValueError(f"{metric}: features must be real numbers, got dtype {features.dtype}")
-    features = features.astype(np.float64, copy=False)
+    if not (keep_float32 and features.dtype == np.float32):
+        features = features.astype(np.float64, copy=False)
     if not np.isfinite(features).all():
         bad_rows = np.flatnonzero(~np.isfinite(features).all(axis=1))
         raise ValueError(f"{metric}: features hold NaN or inf in {len(bad_rows)} rows (first: {bad_rows[:5].tolist()}); "

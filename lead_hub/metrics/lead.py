@@ -17,9 +17,10 @@ import numpy as np
 
 from lead_hub.metrics._content_keys import content_keys
 from lead_hub.metrics._lead_evolution import CE_FORMS, evolution_score
-from lead_hub.metrics._lead_log_init import initial_logits, standardize_columns
-from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, random_head
+from lead_hub.metrics._lead_log_init import initial_logits
+from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, ntk_samples, random_head
 from lead_hub.metrics._registry import register
+from lead_hub.metrics._scaling import ColumnScaling
 from lead_hub.metrics._validation import check_inputs
 
 RATE_SCALES = ("standardize", "per_model", "raw")
@@ -90,25 +91,31 @@ def lead(features, labels, *, source_logits=None, return_diagnostics: bool = Fal
         raise ValueError("lead: margins='raw' are not probabilities; use ce_form='softmax_ce' with them, or "
                          "margins='softmax'/'calibrated'")
     rate_constant = settings.resolved_rate_constant()
-    checked = check_inputs(features, labels, source_logits, metric="lead")
+    # float32 features stay float32: they are standardised block by block in float64 (``_scaling``).
+    checked = check_inputs(features, labels, source_logits, metric="lead", keep_float32=True)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    standardized, varying = standardize_columns(checked.features, return_kept=True)
-    keys = content_keys(standardized, settings.seed)
+    scaling = ColumnScaling.fit(checked.features)
+    keys = content_keys(scaling.blocks(checked.features), settings.seed)
     seconds["standardize"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    log_init = initial_logits(standardized, checked.labels, checked.num_classes, keys=keys,
+    log_init = initial_logits(checked.features, checked.labels, checked.num_classes, keys=keys, scaling=scaling,
                               classifier=settings.classifier, fit=settings.fit, margins=settings.margins,
                               regularization=settings.regularization, folds=settings.folds, seed=settings.seed)
     seconds["log_init"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    head_input = standardized if settings.rate_scale == "standardize" else checked.features[:, varying]
+    samples = ntk_samples(checked.labels, checked.num_classes, keys=keys,
+                          samples_per_class=settings.ntk_samples_per_class)
+    rows = np.concatenate(samples)
+    if settings.rate_scale == "standardize":
+        head_input = scaling.transform(checked.features, rows=rows)
+    else:
+        head_input = checked.features[rows][:, scaling.columns]
     head = random_head(head_input.shape[1], tuple(settings.head_widths), checked.num_classes, settings.seed)
-    eigenvalues = class_mean_eigenvalues(head, head_input, checked.labels, checked.num_classes, keys=keys,
-                                         samples_per_class=settings.ntk_samples_per_class)
+    eigenvalues = class_mean_eigenvalues(head, head_input, [len(members) for members in samples])
     seconds["ntk"] = time.perf_counter() - started
 
     started = time.perf_counter()
