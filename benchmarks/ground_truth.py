@@ -122,10 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary-csv", type=Path, default=RESULTS / "ground_truth.csv")
     parser.add_argument("--epochs", type=int, default=FinetuneProtocol().epochs,
                         help="epochs per run (default: the protocol's; fewer only for a quick check of the pipeline)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(FinetuneProtocol().seeds),
+                        help="final-run seeds (the grid uses the first); more seeds than the protocol's two measure "
+                             "how much the ground truth moves between seeds")
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=list(FinetuneProtocol().learning_rates),
+                        help="learning-rate grid (default: the protocol's)")
     parser.add_argument("--summarise-only", action="store_true", help="only rewrite the summary from the runs CSV")
     arguments = parser.parse_args(argv)
     arguments.summary_csv.parent.mkdir(parents=True, exist_ok=True)
-    protocol = dataclasses.replace(FinetuneProtocol(), epochs=arguments.epochs)
+    protocol = dataclasses.replace(FinetuneProtocol(), epochs=arguments.epochs, seeds=tuple(arguments.seeds),
+                                   learning_rates=tuple(arguments.learning_rates))
     if arguments.summarise_only:
         write_summary(arguments.runs_csv, arguments.summary_csv, protocol)
         return 0
