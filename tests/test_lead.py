@@ -285,3 +285,15 @@ def test_ridge_reads_sorted_folds_as_slices_and_float32_features(dims):
                                expected[order], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ridge_predictions(features.astype(np.float32), targets, 0.05, folds), expected,
                                atol=1e-5)
+
+
+def test_blas_tasks_keep_their_order_and_restore_the_thread_count():
+    from threadpoolctl import threadpool_limits
+
+    from lead_hub.metrics._parallel import blas_workers, map_blas_tasks
+
+    before = blas_workers()
+    assert map_blas_tasks(lambda value: value * value, range(7), workers=2) == [value * value for value in range(7)]
+    assert blas_workers() == before
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert blas_workers() == 1  # a caller's limit (one BLAS thread per process) also limits the workers

@@ -16,7 +16,7 @@ the outer product δ_l a_{l−1}ᵀ, whose squared Frobenius norm is ‖δ_l‖�
 
     ‖g‖² = (‖a_L‖² + 1) · ‖δ_out‖² + Σ_l ‖δ_l‖² (‖a_{l−1}‖² + 1),    with ‖δ_out‖² = 1.
 
-Everything is vectorised over samples in float64.
+Everything is vectorised over samples in float64, blocks of samples side by side.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lead_hub.metrics._content_keys import first_by_key
+from lead_hub.metrics._parallel import blas_workers, map_blas_tasks
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def ntk_samples(labels: np.ndarray, num_classes: int, *, keys: np.ndarray,
 def class_mean_eigenvalues(head: RandomHead, features: np.ndarray, class_sizes: list[int]) -> np.ndarray:
     """λ̄_k for k = 0..K−1: the mean of ‖g_i‖² over the samples of class k, where ``features`` stacks the samples
     class after class (``class_sizes[k]`` rows of class k, e.g. the rows :func:`ntk_samples` chose)."""
-    norms = per_sample_gradient_sq_norms(head, features)
+    # The norms are row-wise: row blocks are computed side by side (``_parallel``).
+    blocks = np.array_split(features, blas_workers())
+    norms = np.concatenate(map_blas_tasks(functools.partial(per_sample_gradient_sq_norms, head), blocks))
     boundaries = np.cumsum([0, *class_sizes])
     return np.array([norms[start:stop].mean() for start, stop in zip(boundaries[:-1], boundaries[1:])])

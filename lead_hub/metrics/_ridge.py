@@ -4,7 +4,9 @@ For training rows T with feature mean μ and target mean ȳ, the weights minimis
 ``‖(X_T − μ)W − (Y_T − ȳ)‖² + λ‖W‖²`` with ``λ = alpha · |T|``, and a row x is predicted as ``(x − μ)W + ȳ``.
 
 Rows are handled fold by fold as contiguous slices: features whose folds are not sorted are gathered into fold
-order once (a caller that builds its features in fold order, as LEAD does, spares that copy).
+order once (a caller that builds its features in fold order, as LEAD does, spares that copy). The BLAS work runs
+as single-threaded tasks side by side (``_parallel``): the Grams of pieces of the folds, then each fold's solve
+and predictions.
 
 Two exact routes, picked by shape (:func:`solves_primal`):
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+
+from lead_hub.metrics._parallel import blas_workers, map_blas_tasks
 
 
 def solves_primal(dims: int, num_samples: int, fold_of_sample: np.ndarray | None = None) -> bool:
@@ -57,16 +61,21 @@ def ridge_predictions(features: np.ndarray, targets: np.ndarray, alpha: float,
 
 def _primal(features, targets, alpha, held_out, in_sample) -> np.ndarray:
     features32, targets32 = features.astype(np.float32, copy=False), targets.astype(np.float32)
+    workers = blas_workers()
 
     def statistics(rows):
         block = features32[rows]
-        return ((block.T @ block).astype(np.float64), (block.T @ targets32[rows]).astype(np.float64),
-                block.sum(0, dtype=np.float64), targets[rows].sum(0))
+        return (block.T @ block, block.T @ targets32[rows], block.sum(0, dtype=np.float64), targets[rows].sum(0))
 
-    per_fold = [statistics(rows) for rows in held_out]
+    # Each fold is cut into one piece per worker, so that the workers stay evenly loaded.
+    pieces = [piece for rows in held_out for piece in _split(rows, workers)]
+    of_pieces = map_blas_tasks(statistics, pieces, workers)
+    per_fold = [[sum(part.astype(np.float64) for part in parts) for parts in zip(*of_pieces[start:start + workers])]
+                for start in range(0, len(pieces), workers)]
     totals = [sum(parts) for parts in zip(*per_fold)]
-    predictions = np.empty(targets.shape, dtype=np.float64)
-    for rows, fold_parts in zip(held_out, per_fold):
+
+    def predict_fold(fold):
+        rows, fold_parts = fold
         gram, cross, feature_sum, target_sum = totals if in_sample else [t - f for t, f in zip(totals, fold_parts)]
         size = len(features) - (0 if in_sample else rows.stop - rows.start)
         mean, target_mean = feature_sum / size, target_sum / size
@@ -76,7 +85,11 @@ def _primal(features, targets, alpha, held_out, in_sample) -> np.ndarray:
         weights = cho_solve(cho_factor(gram, overwrite_a=True, check_finite=False), cross, overwrite_b=True,
                             check_finite=False)
         offset = (target_mean - mean @ weights).astype(np.float32)
-        predictions[rows] = features32[rows] @ weights.astype(np.float32) + offset
+        return features32[rows] @ weights.astype(np.float32) + offset
+
+    predictions = np.empty(targets.shape, dtype=np.float64)
+    for rows, fold_predictions in zip(held_out, map_blas_tasks(predict_fold, zip(held_out, per_fold), workers)):
+        predictions[rows] = fold_predictions
     return predictions
 
 
@@ -99,3 +112,7 @@ def _dual(features, targets, alpha, held_out, in_sample) -> np.ndarray:
         predictions[rows] = cross_centred @ coefficients + target_mean
     return predictions
 
+
+def _split(rows: slice, parts: int) -> list[slice]:
+    bounds = np.linspace(rows.start, rows.stop, parts + 1).round().astype(int)
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
