@@ -30,6 +30,17 @@ def test_hscore_is_the_trace_formula():
     assert get("hscore")(features, labels) == pytest.approx(expected, rel=1e-9)
 
 
+def test_hscore_saturates_at_k_minus_one_when_features_span_the_samples():
+    # 20 samples in 30 dimensions: rank N − 1, so H = tr(P_F P_Y) = K − 1 for any labels, even random ones.
+    rng = np.random.default_rng(3)
+    features, labels = rng.standard_normal((20, 30)), np.arange(20) % 4
+    with pytest.warns(UserWarning, match="rank 19 = N − 1"):
+        assert get("hscore")(features, labels) == 3.0
+    # One sample more than dimensions plus one: rank D < N − 1, an ordinary score below K − 1.
+    features = rng.standard_normal((40, 30))
+    assert get("hscore")(features, np.arange(40) % 4) < 3.0 - 1e-6
+
+
 def test_regularized_hscore_uses_the_ledoit_wolf_covariance():
     rng = np.random.default_rng(1)
     labels = np.arange(24) % 3
