@@ -109,11 +109,11 @@ def lead(features, labels, *, source_logits=None, return_diagnostics: bool = Fal
     started = time.perf_counter()
     samples = ntk_samples(checked.labels, checked.num_classes, keys=keys,
                           samples_per_class=settings.ntk_samples_per_class)
-    rows = np.concatenate(samples)
+    sampled = np.concatenate(samples)
     if settings.rate_scale == "standardize":
-        head_input = scaling.transform(checked.features, rows=rows)
+        head_input = scaling.transform(checked.features, rows=sampled)
     else:
-        head_input = checked.features[rows][:, scaling.columns]
+        head_input = checked.features[sampled][:, scaling.columns]
     head = random_head(head_input.shape[1], tuple(settings.head_widths), checked.num_classes, settings.seed)
     eigenvalues = class_mean_eigenvalues(head, head_input, [len(members) for members in samples])
     seconds["ntk"] = time.perf_counter() - started
