@@ -55,8 +55,8 @@ def reproducibility_table(runs: pd.DataFrame) -> pd.DataFrame:
         seed_gap = (final.xs(0, level="seed")[target] - final.xs(1, level="seed")[target]).abs().mean()
         without_control = a[~a.index.str.contains("vww")]
         rows.append({"target": target, "τw (seeds 0-1 vs 2-3)": weighted_tau(a.values, b.values),
-                     "Kendall τ": kendall_tau(a.values, b.values), "mean |Δ accuracy|": (a - b).abs().mean(),
-                     "mean |seed 0 − seed 1|": seed_gap,
+                     "Kendall τ": kendall_tau(a.values, b.values), "mean abs. difference": (a - b).abs().mean(),
+                     "mean abs. seed 0 − seed 1": seed_gap,
                      "accuracy range without the control": np.ptp(without_control.values)})
     table = pd.DataFrame(rows)
     development = table[table["target"].isin(DEVELOPMENT_TARGETS)].drop(columns="target").mean()
