@@ -64,6 +64,7 @@ def rank(
     per_class: bool = False,
     batch_size: int = 64,
     dataset_revision: str | None = None,
+    precision: str = "float32",
 ) -> Leaderboard:
     """Score every candidate model on ``dataset`` and return them ranked by the first of ``metrics``.
 
@@ -83,7 +84,9 @@ def rank(
     ``cache_dir`` caches features on disk (a rerun recomputes nothing); ``progress`` shows progress bars;
     ``on_model_done(model_id, partial_leaderboard)`` is called after each model (set-relative metrics are NaN
     until the end). ``per_class=True`` adds per-class diagnostics from metrics that return them
-    (``return_diagnostics``), in ``Leaderboard.per_class``.
+    (``return_diagnostics``), in ``Leaderboard.per_class``. ``precision`` is the feature extraction's
+    (``"float32"``, or ``"bfloat16"`` autocast: faster on a GPU, slightly different features; see
+    :mod:`lead_hub.features`), the same for every model and recorded in the provenance.
     """
     from lead_hub.data import load_images
 
@@ -111,6 +114,7 @@ def rank(
         "metrics": metric_names,
         "metric_options": options,
         "image_size": image_size,
+        "precision": precision,
         "candidates": candidate_provenance,
         "versions": library_versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -120,7 +124,8 @@ def rank(
     results: dict[str, _ModelResult] = {}
     per_class_rows: list[dict] = []
     for candidate in tqdm(candidates, desc="models", unit="model", disable=not progress or len(candidates) < 2):
-        result = _extract(candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names)
+        result = _extract(candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,
+                          precision)
         if result.inputs is not None:
             for name in per_model_metrics:
                 per_class_rows += _score_one(name, options[name], candidate.model_id, result, per_class,
@@ -218,8 +223,8 @@ def _metric_options(names: list[str], given: Mapping[str, Mapping[str, Any]] | N
     return options
 
 
-def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, progress, batch_size,
-             metric_names) -> _ModelResult:
+def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,
+             precision) -> _ModelResult:
     """Features of one candidate; on failure a row of NaN scores noting the error."""
     from lead_hub.features import extract_many
 
@@ -230,7 +235,7 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
         extracted = extract_many([candidate.load_id], images, image_size=image_size,
                                  revisions={candidate.load_id: candidate.revision} if candidate.revision else None,
                                  batch_size=batch_size, cache_dir=cache_dir, dataset_key=cache_key,
-                                 progress=progress, on_error="raise")[candidate.load_id]
+                                 progress=progress, on_error="raise", precision=precision)[candidate.load_id]
     except Exception as error:  # noqa: BLE001 - one model that cannot be loaded or run must not end the ranking
         logger.warning("%s: feature extraction failed: %s", candidate.model_id, error)
         row["extract_seconds"] = time.perf_counter() - started

@@ -111,6 +111,18 @@ def test_decoding_in_worker_processes_gives_the_same_features(backbone, images):
     np.testing.assert_array_equal(in_workers.features, in_process.features)
 
 
+def test_bfloat16_precision_is_asked_for_recorded_and_cached_apart(tmp_path, backbone, images):
+    exact = extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
+    fast = extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False,
+                            precision="bfloat16")
+    assert (exact.dtype, fast.dtype, fast.from_cache) == ("float32", "bfloat16", False)
+    assert fast.features.dtype == np.float32  # returned in float32 whatever the compute dtype
+    difference = np.linalg.norm(fast.features - exact.features) / np.linalg.norm(exact.features)
+    assert 0 < difference < 0.05  # bfloat16 keeps 8 mantissa bits: close, never equal
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, got 'float16'"):
+        extract_features(backbone, images, progress=False, precision="float16")
+
+
 def test_headless_transformers_model_has_no_source_logits_and_caches_that(tmp_path, images):
     folder = save_tiny_transformers(tmp_path / "dino", "dinov2", head=False)
     dino = load_backbone(f"local-dir:{folder}", image_size=32)

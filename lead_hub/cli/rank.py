@@ -54,6 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"feature cache (default: {DEFAULT_CACHE_DIR} in the current folder)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="feature extraction precision (default: float32; bfloat16 autocast is faster on a GPU "
+                             "but moves scores enough to swap close models)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run_rank)
 
@@ -81,6 +84,7 @@ def run_rank(arguments: argparse.Namespace) -> int:
         per_class=arguments.per_class,
         batch_size=arguments.batch_size,
         dataset_revision=arguments.dataset_revision,
+        precision=arguments.precision,
     )
     console = Console()
     console.print(board)
