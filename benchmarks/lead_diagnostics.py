@@ -24,7 +24,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
-from lead_hub.benchmark import DEVELOPMENT_TARGETS, SANITY_TARGETS, benchmark_features  # noqa: E402
+from lead_hub.benchmark import DEVELOPMENT_TARGETS, SANITY_TARGETS, benchmark_features, zoo_model_ids  # noqa: E402
 from lead_hub.evaluation import weighted_tau  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
 
@@ -36,8 +36,7 @@ PARTS = ("score", "classifier_only_score", "log_init_accuracy", "log_init_true_c
 
 def diagnose(target: str, cache_dir: Path, options: dict) -> pd.DataFrame:
     """One row per zoo model: LEAD's parts on ``target``."""
-    models = [f"local-dir:{folder}" for folder in sorted((SHARED / "zoo").iterdir()) if (folder / "config.json").is_file()]
-    extracted = benchmark_features(SHARED / "targets" / target, models, cache_dir=cache_dir)
+    extracted = benchmark_features(SHARED / "targets" / target, zoo_model_ids(SHARED / "zoo"), cache_dir=cache_dir)
     rows = []
     for model_id, features in extracted.items():
         score, parts = metrics.get("lead")(features.features, features.labels, return_diagnostics=True, **options)

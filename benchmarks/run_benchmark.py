@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
 from lead_hub.benchmark import (DEVELOPMENT_TARGETS, SANITY_TARGETS, MetricVariant, benchmark_features,  # noqa: E402
-                                regimes, score_target)
+                                regimes, score_target, zoo_model_ids)
 from lead_hub.evaluation import rank_quality, summarise_quality  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
 
@@ -66,10 +66,6 @@ def peer_variants() -> list[MetricVariant]:
     return [MetricVariant(name, name) for name in metrics.available() if name != "lead"]
 
 
-def zoo_models() -> list[str]:
-    return [f"local-dir:{folder}" for folder in sorted((SHARED / "zoo").iterdir()) if (folder / "config.json").is_file()]
-
-
 def fast_models(models: list[str], ground_truth: Path, count: int = 3) -> list[str]:
     """The CI subset: up to ``count`` zoo models that have eurosat ground truth, the cheapest (smallest folder)
     first, so the fast run can judge what it scores."""
@@ -104,7 +100,7 @@ def main() -> None:
     if not (SHARED / "zoo").is_dir():
         sys.exit(f"the offline benchmark needs the shared data at {SHARED}")
 
-    models, variants, regimes_of = zoo_models(), LEAD_VARIANTS + peer_variants(), regimes
+    models, variants, regimes_of = zoo_model_ids(SHARED / "zoo"), LEAD_VARIANTS + peer_variants(), regimes
     if arguments.with_svm_folds:
         variants += SVM_FOLD_VARIANTS
     if arguments.fast:

@@ -42,6 +42,11 @@ class MetricVariant:
     family: str = "peer"
 
 
+def zoo_model_ids(zoo_folder: str | Path) -> list[str]:
+    """``local-dir:`` ids of every timm model folder (one holding ``config.json``) in ``zoo_folder``, sorted."""
+    return [f"local-dir:{folder}" for folder in sorted(Path(zoo_folder).iterdir()) if (folder / "config.json").is_file()]
+
+
 def benchmark_images(target_folder: str | Path) -> LabeledImages:
     """The 1,000 stratified training images (seed 0) of a target folder holding ``train.parquet``."""
     return load_images(target_folder, split="train", max_samples=TRAIN_IMAGES, seed=SAMPLE_SEED, streaming=False)

@@ -437,7 +437,9 @@ def _transformers_backbone(source: _ModelSource, image_size: int | None) -> Back
         head = getattr(model, "classifier", None)
         if not isinstance(head, torch.nn.Module) or model.config.num_labels == 0:
             raise NotImplementedError(f"{source.model_id!r}: {type(model).__name__} has no single trained "
-                                      "'classifier' module whose input lead_hub can read as the pooled features")
+                                      "'classifier' module whose input lead_hub can read as the pooled features; "
+                                      "rank the checkpoint's base model instead (save it without the "
+                                      "ForImageClassification wrapper)")
         network = _TransformersClassifier(model, head, _forward_options(model, image_size))
     else:
         network = _TransformersEncoder(model, _pooling(model, model_type), _forward_options(model, image_size))
@@ -506,7 +508,8 @@ def _processor_transform(processor, image_size: int | None):
     if image_size is not None:
         if getattr(processor, "do_rescale", True) and not math.isclose(processor.rescale_factor, 1 / 255):
             raise NotImplementedError(f"{type(processor).__name__} rescales pixels by {processor.rescale_factor}, "
-                                      "not 1/255; lead_hub cannot apply an image_size override to it")
+                                      "not 1/255; lead_hub cannot apply an image_size override to it: leave "
+                                      "image_size (--image-size) unset to use the model's own preprocessing")
         resample = getattr(processor, "resample", Image.Resampling.BILINEAR)
         interpolation = (resample if isinstance(resample, transforms.InterpolationMode)
                          else transforms.InterpolationMode[Image.Resampling(resample).name])

@@ -286,6 +286,27 @@ def test_hf_image_size_override_resizes_then_applies_the_processors_normalisatio
     torch.testing.assert_close(backbone.transform(image), expected, rtol=0, atol=1e-6)
 
 
+def test_image_size_override_is_refused_for_a_processor_that_does_not_rescale_by_1_over_255(tmp_path):
+    folder = save_tiny_transformers(tmp_path / "vit", "vit", head=True)
+    config_path = folder / "preprocessor_config.json"
+    config = json.loads(config_path.read_text())
+    config["rescale_factor"] = 1 / 127.5
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(NotImplementedError, match="rescales pixels by 0.00784.*leave image_size"):
+        load_backbone(f"local-dir:{folder}", image_size=24)
+    load_backbone(f"local-dir:{folder}")  # its own preprocessing still works
+
+
+def test_classifier_checkpoint_without_a_trained_head_is_refused_with_the_way_out(tmp_path):
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                    image_size=32, patch_size=8, num_labels=0)
+    transformers.ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
+    with pytest.raises(NotImplementedError, match="no single trained 'classifier'.*base model instead"):
+        load_backbone(f"local-dir:{tmp_path / 'vit'}")
+
+
 def test_batched_preprocessing_is_bit_identical_to_the_per_image_transform(tmp_path, tiny_timm):
     rng = np.random.default_rng(0)
     same_size = [Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)) for _ in range(5)]
