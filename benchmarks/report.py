@@ -1,4 +1,4 @@
-"""Print the README's benchmark tables (markdown) from the committed results in benchmarks/results/.
+"""Print the benchmark tables of benchmarks/README.md (markdown) from the committed results in benchmarks/results/.
 
     python benchmarks/report.py
 
