@@ -5,15 +5,20 @@ The only module of lead_hub that writes to the Hub. Layout of a leaderboard repo
 
 Concurrency: a push reads the head commit of ``main``, merges into the table found there, and commits with
 ``parent_commit=<that head>``. When another writer committed in between, the Hub answers 412 and the push
-re-reads, re-merges and retries after an exponential back-off with jitter, so concurrent pushes all land.
+re-reads, re-merges and retries after an exponential back-off with jitter (:func:`lead_hub.network.backoff_wait`,
+``CONFLICT_BASE_WAIT_S`` doubling up to ``CONFLICT_MAX_WAIT_S``), at most ``CONFLICT_ATTEMPTS`` attempts and no new
+attempt after ``CONFLICT_DEADLINE_S`` seconds. A push that still loses raises :class:`HubConflictError`. Publishing
+the same leaderboard again is always safe: rows merge by key, so a retry replaces its own rows (also when an
+earlier attempt landed but its answer was lost) and never duplicates them.
 
 Token: resolved by huggingface_hub on every request (the ``token`` argument when given, else ``HF_TOKEN``, else
 the token stored by ``hf auth login``). lead_hub never stores, logs or prints it, keeps it out of every object
 and error message, and refuses to publish files that contain it.
 
-Errors: every failure is a :class:`HubError` subclass whose message names the repository and the fix. Transient
-failures (connection errors, timeouts, HTTP 429/5xx) are retried with back-off before raising
-:class:`HubNetworkError`.
+Errors: every failure is a :class:`HubError` subclass whose message names the repository and the fix. Network
+failures follow :mod:`lead_hub.network` (bounded timeouts, HTTP 429/5xx retried there and only there, no further
+request after the first failure) and raise :class:`HubNetworkError`. The token is masked (``hf_***``) in every
+message, also in text the server sent back.
 """
 
 from __future__ import annotations
@@ -21,17 +26,15 @@ from __future__ import annotations
 import io
 import json
 import logging
-import random
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx2
 import pandas as pd
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.errors import (
@@ -42,25 +45,30 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from lead_hub import network
 from lead_hub.hub_card import CARD_PATH, LEADERBOARD_PATH, PROVENANCE_PATH, render_card
 from lead_hub.hub_merge import MergeResult, merge_leaderboards, published_rows, run_id
+from lead_hub.public_names import public_leaderboard
 
 logger = logging.getLogger(__name__)
 
-NETWORK_ATTEMPTS = 4
-NETWORK_BASE_WAIT_S = 0.5
-CONFLICT_ATTEMPTS = 8
-CONFLICT_BASE_WAIT_S = 0.25
-MAX_WAIT_S = 8.0
-_TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+CONFLICT_ATTEMPTS = 24
+CONFLICT_BASE_WAIT_S = 0.5
+CONFLICT_MAX_WAIT_S = 8.0
+CONFLICT_DEADLINE_S = 180.0
 _REPO_ID = re.compile(r"[\w.\-]+/[\w.\-]+")
 _FILES_OF_AN_EMPTY_REPO = {".gitattributes", CARD_PATH}
-
-T = TypeVar("T")
+SAFE_TO_RETRY = "publishing the same leaderboard again is safe: rows merge by key, so none is duplicated"
 
 
 class HubError(RuntimeError):
-    """A Hub operation of lead_hub failed; the message names the repository and what to do."""
+    """A Hub operation of lead_hub failed; the message names the repository and what to do.
+
+    ``retryable``: running the same operation again, unchanged, may succeed (the network or the server failed, or
+    other writers won every race); otherwise something must be fixed first.
+    """
+
+    retryable = False
 
 
 class HubAuthError(HubError):
@@ -76,11 +84,15 @@ class HubNotFoundError(HubError):
 
 
 class HubNetworkError(HubError):
-    """The Hub could not be reached (after retries), or offline mode is on."""
+    """The Hub could not be reached or kept failing (see :mod:`lead_hub.network`), or offline mode is on."""
+
+    retryable = True
 
 
 class HubConflictError(HubError):
-    """Other writers kept committing to the branch: every attempt found a newer head."""
+    """Other writers kept committing to the branch: every attempt found a newer head. Nothing was published."""
+
+    retryable = True
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,7 @@ class PublishedLeaderboard:
     provenance_by_run: dict[str, dict[str, Any]] = field(repr=False)
 
 
+@network.one_run()
 def push_leaderboard(table: pd.DataFrame, provenance: Mapping[str, Any], repo_id: str, *, create_pr: bool = False,
                      private: bool = False, commit_message: str | None = None, license: str = "apache-2.0",
                      top_k: int = 10, token: str | None = None) -> PushResult:
@@ -120,51 +133,63 @@ def push_leaderboard(table: pd.DataFrame, provenance: Mapping[str, Any], repo_id
     merged files are proposed as a pull request against ``main`` (for repositories you cannot write to) instead
     of committed. ``token``: an explicit Hub token (e.g. a Space's OAuth token); by default huggingface_hub
     resolves ``HF_TOKEN`` or your login. Works with any ``Leaderboard`` as
-    ``push_leaderboard(board.table, board.provenance, repo_id)``.
+    ``push_leaderboard(board.table, board.provenance, repo_id)``. Absolute local paths never leave: the table and
+    provenance are published as :func:`~lead_hub.public_names.public_leaderboard` writes them.
     """
-    repo_id = dataset_repo_id(repo_id)
+    repo_id = check_can_publish(repo_id, token)
+    table, provenance = public_leaderboard(table, provenance)
     incoming = published_rows(table, provenance)
-    _require_online()
-    if token is None and get_token() is None:
-        raise HubAuthError(f"publishing to {repo_id} needs a Hugging Face token with write access: set HF_TOKEN, or "
-                           "run `hf auth login`")
     api = _client()
     message = commit_message or _default_commit_message(incoming)
-    with _explained(f"publishing the leaderboard to {repo_id}", repo_id):
-        _with_retries("checking your Hub token", lambda: api.whoami(token=token))
+    started = time.monotonic()
+    action = f"publishing the leaderboard to {repo_id}"
+    with _explained(action, repo_id, token, outcome="nothing was published"):
+        api.whoami(token=token)
         created = _ensure_dataset_repo(api, repo_id, private=private, create_pr=create_pr, token=token)
-        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
-            head = _with_retries(f"reading {repo_id}", lambda: api.dataset_info(repo_id, revision="main", token=token))
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        with _explained(action, repo_id, token, outcome="nothing was published"):
+            head = api.dataset_info(repo_id, revision="main", token=token)
             merged, files = _merged_files(api, repo_id, head, incoming, provenance, top_k=top_k, license=license,
                                           token=token)
             _refuse_files_containing_token({**files, "the commit message": message.encode()}, token)
-            try:
-                commit = _with_retries(f"committing to {repo_id}", lambda: api.create_commit(
-                    repo_id, [CommitOperationAdd(path, content) for path, content in files.items()],
-                    commit_message=message, repo_type="dataset", revision="main", parent_commit=head.sha,
-                    create_pr=create_pr, token=token))
-            except HfHubHTTPError as error:
-                if _status(error) != 412:
-                    raise
-                logger.info("%s moved on since commit %s; re-reading and merging again", repo_id, head.sha[:8])
-                if attempt < CONFLICT_ATTEMPTS:
-                    _sleep_before_retry(attempt, CONFLICT_BASE_WAIT_S)
+        with _explained(action, repo_id, token, outcome="the commit may or may not have landed"):
+            commit = _commit_unless_moved(api, repo_id, files, message, head.sha, create_pr=create_pr, token=token)
+        if commit is None:
+            logger.info("%s moved on since commit %s; re-reading and merging again", repo_id, head.sha[:8])
+            if attempt < CONFLICT_ATTEMPTS and time.monotonic() - started < CONFLICT_DEADLINE_S:
+                time.sleep(network.backoff_wait(attempt, CONFLICT_BASE_WAIT_S, CONFLICT_MAX_WAIT_S))
                 continue
-            return PushResult(repo_id, commit.oid, commit.commit_url, commit.pr_url, created, merged.added,
-                              merged.replaced, merged.kept, attempt)
-    raise HubConflictError(f"{repo_id} kept changing while publishing: each of {CONFLICT_ATTEMPTS} attempts found a "
-                           "newer commit on main. Retry in a moment.")
+            raise HubConflictError(
+                f"{repo_id} kept changing while publishing: each of {attempt} attempts in "
+                f"{time.monotonic() - started:.0f} s found a newer commit on main, so nothing was published; "
+                f"{SAFE_TO_RETRY}") from None
+        return PushResult(repo_id, commit.oid, commit.commit_url, commit.pr_url, created, merged.added,
+                          merged.replaced, merged.kept, attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+def _commit_unless_moved(api: HfApi, repo_id: str, files: Mapping[str, bytes], message: str, parent: str, *,
+                         create_pr: bool, token: str | None) -> Any:
+    """Commit ``files`` on top of commit ``parent``; None when main moved on since (HTTP 412)."""
+    try:
+        return api.create_commit(repo_id, [CommitOperationAdd(path, content) for path, content in files.items()],
+                                 commit_message=message, repo_type="dataset", revision="main", parent_commit=parent,
+                                 create_pr=create_pr, token=token)
+    except HfHubHTTPError as error:
+        if _status(error) == 412:
+            return None
+        raise
+
+
+@network.one_run()
 def read_leaderboard(repo_id: str, *, revision: str | None = None, token: str | None = None) -> PublishedLeaderboard:
     """The leaderboard published in the dataset repo ``repo_id`` at ``revision`` (default: head of ``main``)."""
     repo_id = dataset_repo_id(repo_id)
     _require_online()
     api = _client()
-    with _explained(f"reading the leaderboard {repo_id}", repo_id):
+    with _explained(f"reading the leaderboard {repo_id}", repo_id, token):
         try:
-            head = _with_retries(f"reading {repo_id}",
-                                 lambda: api.dataset_info(repo_id, revision=revision, token=token))
+            head = api.dataset_info(repo_id, revision=revision, token=token)
         except RepositoryNotFoundError:
             _refuse_other_repo_types(api, repo_id, token)
             raise
@@ -173,6 +198,17 @@ def read_leaderboard(repo_id: str, *, revision: str | None = None, token: str | 
                                    "(publish one with `lead-hub push RESULTS OWNER/NAME`)")
         table, provenance_by_run = _read_leaderboard_files(api, repo_id, head, token)
     return PublishedLeaderboard(repo_id, head.sha, table, provenance_by_run)
+
+
+def check_can_publish(repo_id: str, token: str | None = None) -> str:
+    """``repo_id`` as a dataset repository id, after the checks that need no network: a valid id (ValueError),
+    not offline and a token at hand (HubError). Cheap: callers run it before the work whose result they publish."""
+    repo_id = dataset_repo_id(repo_id)
+    _require_online()
+    if token is None and get_token() is None:
+        raise HubAuthError(f"publishing to {repo_id} needs a Hugging Face token with write access: set HF_TOKEN, or "
+                           "run `hf auth login`")
+    return repo_id
 
 
 def dataset_repo_id(repo_id: str) -> str:
@@ -203,20 +239,19 @@ def _require_online() -> None:
 
 def _ensure_dataset_repo(api: HfApi, repo_id: str, *, private: bool, create_pr: bool, token: str | None) -> bool:
     """Create the dataset repository when it does not exist; True when created."""
-    if _with_retries(f"looking up {repo_id}", lambda: api.repo_exists(repo_id, repo_type="dataset", token=token)):
+    if api.repo_exists(repo_id, repo_type="dataset", token=token):
         return False
     _refuse_other_repo_types(api, repo_id, token)
     if create_pr:
         raise HubNotFoundError(f"cannot open a pull request on {repo_id}: no such dataset repository. Drop "
                                "--create-pr to create it (in a namespace you can write to)")
-    _with_retries(f"creating {repo_id}", lambda: api.create_repo(repo_id, repo_type="dataset", private=private,
-                                                                 exist_ok=True, token=token))
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True, token=token)
     return True
 
 
 def _refuse_other_repo_types(api: HfApi, repo_id: str, token: str | None) -> None:
     for kind in ("model", "space"):
-        if _with_retries(f"looking up {repo_id}", lambda: api.repo_exists(repo_id, repo_type=kind, token=token)):
+        if api.repo_exists(repo_id, repo_type=kind, token=token):
             raise HubRepoTypeError(f"{repo_id} is a {kind} repository, not a dataset repository: a leaderboard lives "
                                    "in a dataset repository. Choose another name (a new name creates a dataset "
                                    "repository)")
@@ -239,8 +274,8 @@ def _read_leaderboard_files(api: HfApi, repo_id: str, head: Any,
     with tempfile.TemporaryDirectory(prefix="lead_hub_") as folder:
 
         def download(path: str) -> str:
-            return _with_retries(f"downloading {path} from {repo_id}", lambda: api.hf_hub_download(
-                repo_id, path, repo_type="dataset", revision=head.sha, cache_dir=folder, token=token))
+            return api.hf_hub_download(repo_id, path, repo_type="dataset", revision=head.sha, cache_dir=folder,
+                                       token=token)
 
         table = pd.read_parquet(download(LEADERBOARD_PATH))
         provenance_by_run: dict[str, dict[str, Any]] = {}
@@ -294,44 +329,13 @@ def _status(error: HfHubHTTPError) -> int | None:
     return error.response.status_code if error.response is not None else None
 
 
-def _is_transient(error: Exception) -> bool:
-    if isinstance(error, (httpx2.TransportError, LocalEntryNotFoundError)):
-        return True  # hf_hub_download reports an unreachable Hub as a missing local cache entry
-    return isinstance(error, HfHubHTTPError) and _status(error) in _TRANSIENT_STATUSES
-
-
-def _with_retries(action: str, call: Callable[[], T]) -> T:
-    """``call()``, retried with exponential back-off on transient failures; HubNetworkError when they persist."""
-    for attempt in range(1, NETWORK_ATTEMPTS + 1):
-        try:
-            return call()
-        except Exception as error:
-            if not _is_transient(error):
-                raise
-            if attempt == NETWORK_ATTEMPTS:
-                raise HubNetworkError(
-                    f"{action} failed: the Hub at {constants.ENDPOINT} did not answer after {NETWORK_ATTEMPTS} "
-                    f"attempts ({_describe(error)}). Check your network connection (and HF_ENDPOINT), then retry"
-                ) from error
-            logger.info("%s: %s; retrying", action, _describe(error))
-            _sleep_before_retry(attempt, NETWORK_BASE_WAIT_S)
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, HfHubHTTPError):
-        return f"HTTP {_status(error)}"
-    return f"{type(error).__name__}: {error}"
-
-
-def _sleep_before_retry(attempt: int, base_wait_s: float) -> None:
-    # Jitter spreads concurrent writers apart so they do not collide again in lock-step; it never touches results.
-    time.sleep(min(MAX_WAIT_S, base_wait_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
-
-
 @contextmanager
-def _explained(action: str, repo_id: str) -> Iterator[None]:
-    """Turn the Hub's HTTP errors into HubError subclasses with a message that says what to do."""
+def _explained(action: str, repo_id: str, token: str | None, *, outcome: str | None = None) -> Iterator[None]:
+    """Turn Hub failures into HubError subclasses whose message says what to do, with the token masked.
+
+    ``outcome`` (for a push: whether anything may have been published) is added to network failures.
+    """
+    secret = token or get_token()
     try:
         yield
     except RepositoryNotFoundError as error:
@@ -343,6 +347,13 @@ def _explained(action: str, repo_id: str) -> Iterator[None]:
     except RemoteEntryNotFoundError as error:
         raise HubNotFoundError(f"{action}: a file of the leaderboard vanished from {repo_id} while reading it; "
                                "retry") from error
+    except (ConnectionError, LocalEntryNotFoundError) as error:
+        # HubUnreachableError and huggingface_hub's reports of a Hub it could not reach (a missing cache entry)
+        found = network.outage()
+        cause = found.describe() if found is not None else str(error)
+        then = f"; {outcome}, and {SAFE_TO_RETRY}" if outcome else ""
+        raise HubNetworkError(f"{action}: {network.mask(cause, secret)}{then}. Check your network connection "
+                              "(and HF_ENDPOINT), then run the same command again") from error
     except HfHubHTTPError as error:
         status = _status(error)
         if status == 401:
@@ -352,5 +363,8 @@ def _explained(action: str, repo_id: str) -> Iterator[None]:
             raise HubAuthError(f"{action}: your token may not write to {repo_id} (HTTP 403). Use a token with write "
                                "access to that namespace, publish to a repository you own, or propose the change "
                                "as a pull request (--create-pr)") from error
-        server_message = getattr(error, "server_message", None) or "no message"
-        raise HubError(f"{action}: the Hub answered HTTP {status} ({server_message})") from error
+        server_message = network.mask(getattr(error, "server_message", None) or "no message", secret)
+        then = f"; {outcome}, and {SAFE_TO_RETRY}" if outcome and status is not None and status >= 500 else ""
+        failure = HubError(f"{action}: the Hub answered HTTP {status} ({server_message}){then}")
+        failure.retryable = status is not None and status >= 500
+        raise failure from error

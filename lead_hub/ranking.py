@@ -25,6 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lead_hub import metrics as metric_registry
+from lead_hub import network
 from lead_hub.leaderboard import Leaderboard
 from lead_hub.zoo import Zoo, ZooEntry, load_zoo, zoo_path
 
@@ -47,6 +48,7 @@ class _ModelResult:
     notes: list[str]
 
 
+@network.one_run()  # the first Hub failure of a ranking ends its network use, with one warning (lead_hub.network)
 def rank(
     models: str | Path | Zoo | Sequence[str | ZooEntry],
     dataset: str | Path,
@@ -237,8 +239,11 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
                                  batch_size=batch_size, cache_dir=cache_dir, dataset_key=cache_key,
                                  progress=progress, on_error="raise", precision=precision)[candidate.load_id]
     except Exception as error:  # noqa: BLE001 - one model that cannot be loaded or run must not end the ranking
-        logger.warning("%s: feature extraction failed: %s", candidate.model_id, error)
         row["extract_seconds"] = time.perf_counter() - started
+        if network.is_outage(error):  # already said once, by lead_hub.network, for every model it stops
+            return _ModelResult(row, None, ["not loaded: the Hub could not be reached and the model is not in the "
+                                            "local Hugging Face cache"])
+        logger.warning("%s: feature extraction failed: %s", candidate.model_id, error)
         return _ModelResult(row, None, [f"feature extraction failed: {type(error).__name__}: {error}"])
     row.update(model_revision=extracted.revision, feature_dim=extracted.features.shape[1],
                num_params=extracted.model.get("num_parameters"), extract_seconds=time.perf_counter() - started)

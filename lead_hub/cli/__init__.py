@@ -29,13 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lead-hub`` console script."""
+    from lead_hub import network
+
     arguments = build_parser().parse_args(argv)
     try:
-        return int(arguments.handler(arguments) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as error:
+        with network.one_run():  # the first Hub failure of the command ends its network use (lead_hub.network)
+            return int(arguments.handler(arguments) or 0)
+    except (ValueError, FileNotFoundError, KeyError, ConnectionError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"lead-hub {arguments.command}: error: {message}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(error, ConnectionError) or network.is_outage(error) else 2  # 2: a bad argument
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -36,9 +37,28 @@ def push(arguments: argparse.Namespace) -> int:
                                   license=arguments.license, top_k=arguments.top_k)
     except HubError as error:
         print(f"lead-hub push: error: {error}", file=sys.stderr)
+        if error.retryable:
+            print(f"retry with: {push_command(arguments)}", file=sys.stderr)
         return 1
     where = f"pull request {result.pull_request_url}" if result.pull_request_url else f"commit {result.commit_url}"
     created = " (new repository)" if result.created_repo else ""
     print(f"Published to {result.repo_id}{created}: {where}")
     print(f"rows: {result.rows_added} added, {result.rows_replaced} replaced, {result.rows_kept} kept")
     return 0
+
+
+def push_command(arguments: argparse.Namespace) -> str:
+    """The ``lead-hub push`` command line that publishes ``arguments.results`` with these options, shell-quoted.
+
+    ``arguments`` needs ``results`` and ``repo_id``; ``create_pr``, ``private``, ``top_k``, ``license`` and
+    ``message`` are added when present and not the default.
+    """
+    words = ["lead-hub", "push", str(arguments.results), arguments.repo_id]
+    for flag in ("create_pr", "private"):
+        if getattr(arguments, flag, False):
+            words.append("--" + flag.replace("_", "-"))
+    for option, default in (("top_k", 10), ("license", "apache-2.0"), ("message", None)):
+        value = getattr(arguments, option, default)
+        if value != default:
+            words += ["--" + option.replace("_", "-"), str(value)]
+    return shlex.join(words)

@@ -92,11 +92,22 @@ def run_rank(arguments: argparse.Namespace) -> int:
         for path in board.save(arguments.output):
             console.print(f"wrote {path}")
     if board.best_model is None:
-        print("lead-hub rank: error: no model could be scored; see the notes column", file=sys.stderr)
+        print(f"lead-hub rank: error: no model could be scored; {_why_none_scored()}", file=sys.stderr)
         return 1
     if arguments.push_to_hub is not None:
-        return _push(board, arguments.push_to_hub)
+        return _push(board, arguments.push_to_hub, arguments.output)
     return 0
+
+
+def _why_none_scored() -> str:
+    from lead_hub import network
+
+    found = network.outage()
+    if found is None:
+        return "see the notes column"
+    return (f"{found.describe()}, so models and datasets came only from the local Hugging Face cache. Check the "
+            "network (and HF_ENDPOINT), or set HF_HUB_OFFLINE=1 and rank models that are cached or local "
+            "(local-dir:<folder>)")
 
 
 def parse_metric_options(items: list[str]) -> dict[str, dict]:
@@ -119,13 +130,24 @@ def _json_or_text(value: str):
         return value
 
 
-def _push(board, repo_id: str) -> int:
+def _push(board, repo_id: str, output: Path | None) -> int:
+    """Publish ``board``; when that fails, keep it as parquet (in ``output``, else ``./lead_hub_unpublished``) and
+    print the ``lead-hub push`` command that publishes it (safe to repeat: rows merge by key)."""
+    from lead_hub.cli.push import push_command
     from lead_hub.hub import HubError, push_leaderboard
+    from lead_hub.hub_merge import run_id
 
     try:
         result = push_leaderboard(board.table, board.provenance, repo_id)
     except HubError as error:
         print(f"lead-hub rank: error: {error}", file=sys.stderr)
+        if output is not None:
+            saved = output / "leaderboard.parquet"
+        else:
+            saved = board.save(Path("lead_hub_unpublished"), formats=("parquet",),
+                               stem=f"leaderboard-{run_id(board.provenance)}")[0]
+        command = push_command(argparse.Namespace(results=saved, repo_id=repo_id))
+        print(f"the leaderboard is saved in {saved}; publish it with: {command}", file=sys.stderr)
         return 1
     print(f"Published to {result.repo_id}: {result.pull_request_url or result.commit_url}")
     return 0
