@@ -11,7 +11,7 @@ from lead_hub.metrics._lead_evolution import evolution_score
 from lead_hub.metrics._content_keys import content_keys
 from lead_hub.metrics._lead_log_init import initial_logits
 from lead_hub.metrics._scaling import standardize_columns
-from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, ntk_samples, per_sample_gradient_sq_norms, random_head
+from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, ntk_rows, per_sample_gradient_sq_norms, random_head
 
 lead = metrics.get("lead")
 
@@ -54,7 +54,7 @@ def test_gradient_norms_match_autograd():
 def test_mean_eigenvalue_of_explicit_ntk_equals_closed_form():
     features, labels = clustered_features(samples=40, classes=2, dims=6)
     head = random_head(6, (8, 9), 2, seed=1)
-    samples = ntk_samples(labels, 2, keys=np.zeros(len(labels)), samples_per_class=64)
+    samples = ntk_rows(labels, 2, keys=np.zeros(len(labels)), samples_per_class=64)
     eigenvalues = class_mean_eigenvalues(head, features[np.concatenate(samples)], [len(rows) for rows in samples])
     for cls in range(2):
         gradients = autograd_gradients(head, features[labels == cls])

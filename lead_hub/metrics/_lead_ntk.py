@@ -1,4 +1,5 @@
-"""LEAD step 2: per-class mean NTK eigenvalue λ̄_k of a random MLP head, in closed form.
+"""LEAD step 2: per-class mean NTK eigenvalue λ̄_k, of the random MLP head alone in closed form here, or of the
+whole network F = h∘f from per-sample gradient norms computed with the model (``lead(..., ntk="full")``).
 
 The head h maps features z (D) through hidden ReLU layers of ``widths`` to K outputs,
 ``a_0 = z``, ``a_l = relu(W_l a_{l−1} + b_l)``, ``F = W_out a_L + b_out``, with He-normal weights
@@ -17,6 +18,13 @@ the outer product δ_l a_{l−1}ᵀ, whose squared Frobenius norm is ‖δ_l‖�
     ‖g‖² = (‖a_L‖² + 1) · ‖δ_out‖² + Σ_l ‖δ_l‖² (‖a_{l−1}‖² + 1),    with ‖δ_out‖² = 1.
 
 Everything is vectorised over samples in float64, blocks of samples side by side.
+
+What the head reads (:class:`NtkHead`): the model's features z on the kept (non-constant) columns, shifted and
+scaled, ``h((z[columns] − shift) / scale)``: with ``head_input="standardized"`` shift and scale are the column
+mean and standard deviation of the scored sample (``_scaling.ColumnScaling``), with ``"raw"`` 0 and 1.
+The rows of class k that enter λ̄_k are :func:`ntk_rows`. The extraction pipeline builds the whole-network NTK
+from exactly these two public pieces, so that its λ̄_k and LEAD's head-only λ̄_k are taken on the same rows
+through the same head.
 """
 
 from __future__ import annotations
@@ -26,8 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lead_hub.metrics._content_keys import first_by_key
+from lead_hub.metrics._content_keys import first_by_key, id_keys
 from lead_hub.metrics._parallel import blas_workers, map_blas_tasks
+from lead_hub.metrics._scaling import ColumnScaling
+
+HEAD_INPUTS = ("standardized", "raw")
 
 
 @dataclass(frozen=True)
@@ -74,16 +85,68 @@ def per_sample_gradient_sq_norms(head: RandomHead, features: np.ndarray) -> np.n
     return squared_norm
 
 
-def ntk_samples(labels: np.ndarray, num_classes: int, *, keys: np.ndarray,
-                samples_per_class: int = 64) -> list[np.ndarray]:
-    """For k = 0..K−1 the indices of the ``samples_per_class`` samples of class k (all if fewer) with the smallest
-    content ``keys`` (``_content_keys``), so the choice does not depend on sample order."""
+@dataclass(frozen=True)
+class NtkHead:
+    """The random head LEAD puts on a model's features and what it reads: ``F = h((z[columns] − shift) / scale)``.
+
+    ``columns`` are the model's non-constant feature columns, ``shift``/``scale`` float64 vectors over them (see the
+    module docstring), ``head`` the weights (biases are zero at initialisation and are parameters of F too)."""
+
+    head: RandomHead
+    columns: np.ndarray
+    shift: np.ndarray
+    scale: np.ndarray
+
+    def inputs(self, features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The head's float64 inputs ``(features[rows][:, columns] − shift) / scale`` (every row when None)."""
+        return ColumnScaling(self.shift, self.scale, self.columns).transform(features, rows=rows)
+
+
+def ntk_head(features: np.ndarray, num_classes: int, *, widths: tuple[int, ...] = (1024, 2048), seed: int = 0,
+             head_input: str = "standardized", scaling: ColumnScaling | None = None) -> NtkHead:
+    """The head LEAD draws for a model whose features on the scored sample are ``features`` (N×D, all N rows,
+    as LEAD receives them): :func:`random_head` over the ``D'`` non-constant columns with K = ``num_classes``
+    outputs, and its input transform for ``head_input`` (``"standardized"`` or ``"raw"``).
+
+    ``scaling`` is ``ColumnScaling.fit(features)`` when the caller already has it."""
+    if head_input not in HEAD_INPUTS:
+        raise ValueError(f"lead: head_input={head_input!r} is not one of {', '.join(HEAD_INPUTS)}")
+    scaling = ColumnScaling.fit(features) if scaling is None else scaling
+    if head_input == "standardized":
+        shift, scale = scaling.mean, scaling.std
+    else:
+        shift, scale = np.zeros(len(scaling.columns)), np.ones(len(scaling.columns))
+    head = random_head(len(scaling.columns), tuple(widths), num_classes, seed)
+    return NtkHead(head, scaling.columns, shift, scale)
+
+
+def ntk_rows(labels: np.ndarray, num_classes: int, *, sample_ids: np.ndarray | None = None,
+             keys: np.ndarray | None = None, samples_per_class: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """For k = 0..K−1 the indices of the rows of class k that enter λ̄_k: the ``samples_per_class`` members of
+    class k (all if fewer) with the smallest keys, sorted by key.
+
+    Give exactly one of ``sample_ids`` (N distinct integers, e.g. each row's index in its source split: the keys are
+    then ``_content_keys.id_keys(sample_ids, seed)``, so the choice is an exact function of the sample set and
+    follows each sample under permutation) or ``keys`` (N precomputed keys in [0, 1), e.g. ``content_keys``:
+    a choice by features' content can move with their round-off when a class has more than
+    ``samples_per_class`` members). ``labels`` are N integers in 0..K−1.
+    """
+    labels = np.asarray(labels)
+    if (sample_ids is None) == (keys is None):
+        raise ValueError("ntk_rows: give exactly one of sample_ids (stable sample identities) or keys")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0
+                                                                              or labels.max() >= num_classes)):
+        raise ValueError(f"ntk_rows: labels must be a 1-D integer array in 0..{num_classes - 1}; remap class ids "
+                         "with numpy.unique(labels, return_inverse=True) first")
+    keys = id_keys(sample_ids, seed) if keys is None else np.asarray(keys)
+    if len(keys) != len(labels):
+        raise ValueError(f"ntk_rows: {len(keys)} sample_ids/keys for {len(labels)} labels; give one per sample")
     return [first_by_key(np.flatnonzero(labels == cls), keys, samples_per_class) for cls in range(num_classes)]
 
 
 def class_mean_eigenvalues(head: RandomHead, features: np.ndarray, class_sizes: list[int]) -> np.ndarray:
     """λ̄_k for k = 0..K−1: the mean of ‖g_i‖² over the samples of class k, where ``features`` stacks the samples
-    class after class (``class_sizes[k]`` rows of class k, e.g. the rows :func:`ntk_samples` chose)."""
+    class after class (``class_sizes[k]`` rows of class k, e.g. the rows :func:`ntk_rows` chose)."""
     # The norms are row-wise: row blocks are computed side by side (``_parallel``).
     blocks = np.array_split(features, blas_workers())
     norms = np.concatenate(map_blas_tasks(functools.partial(per_sample_gradient_sq_norms, head), blocks))

@@ -21,6 +21,8 @@ class MetricInfo:
     ``needs_source_logits``: the metric is not applicable to headless backbones.
     ``combine``: for set-relative metrics, maps ``{model: raw parts}`` to ``{model: score}``; None otherwise.
     ``orientation``: what a higher score means, and the sign convention when the metric's raw value is negated.
+    ``sample_arrays``: names of the optional per-sample keyword arrays the metric accepts (each N long, sliced with
+    the feature rows by the caller), e.g. ``("sample_ids", "ntk_sq_norms")`` for LEAD; callers pass only these.
     """
 
     name: str
@@ -31,6 +33,7 @@ class MetricInfo:
     combine: Callable[[dict[str, Any]], dict[str, float]] | None = None
     aliases: tuple[str, ...] = field(default=())
     orientation: str = "higher is better"
+    sample_arrays: tuple[str, ...] = ()
 
 
 def register(
@@ -42,11 +45,13 @@ def register(
     combine: Callable[[dict[str, Any]], dict[str, float]] | None = None,
     aliases: tuple[str, ...] = (),
     orientation: str = "higher is better",
+    sample_arrays: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator adding a metric function to the registry under ``name`` (lower case) and its aliases."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        info = MetricInfo(name, function, summary, reference, needs_source_logits, combine, aliases, orientation)
+        info = MetricInfo(name, function, summary, reference, needs_source_logits, combine, aliases, orientation,
+                          tuple(sample_arrays))
         for key in (name, *aliases):
             if key.lower() in _REGISTRY:
                 raise ValueError(f"metric name {key!r} is registered twice")
