@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
-from lead_hub.evaluation import evaluate_metrics, kendall_tau, pearson_r, top1_regret, weighted_tau
+from lead_hub.evaluation import (bootstrap_tau, evaluate_metrics, kendall_tau, pearson_r, top1_regret, weighted_tau,
+                                 weighted_tau_rows)
 
 
 def hyperbolic_weighted_tau_by_hand(x, y):
@@ -99,3 +102,80 @@ def test_evaluate_metrics_table_lists_missing_models():
     assert math.isnan(rows.loc["lonely", "weighted_tau"]) and rows.loc["lonely", "missing"] == "b,c"
     assert list(table.columns) == ["metric", "weighted_tau", "pearson_r", "kendall_tau", "top1_regret", "models",
                                    "missing"]
+
+
+# --- bootstrap intervals -------------------------------------------------------------------------------------------
+
+def test_weighted_tau_rows_equals_scipy_with_and_without_ties():
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        size = int(rng.integers(3, 14))
+        x = rng.integers(0, 4, size).astype(float) if trial % 2 else rng.random(size)
+        y = rng.integers(0, 3, size).astype(float) if trial % 3 == 0 else rng.random(size)
+        expected = scipy_stats.weightedtau(x, y)[0]
+        got = weighted_tau_rows(x, y)[0]
+        assert (math.isnan(expected) and math.isnan(got)) or got == pytest.approx(expected, abs=1e-12)
+    rows = rng.random((5, 8))
+    assert weighted_tau_rows(rows[0], rows) == pytest.approx([scipy_stats.weightedtau(rows[0], r)[0] for r in rows])
+
+
+MODELS = [f"m{i}" for i in range(6)]
+
+
+def _runs(targets, accuracy, seeds=(0, 1, 2, 3), noise=0.0, seed=0):
+    """Final runs of every (target, model): ``accuracy(target, model_index)`` plus seeded noise per run."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([{"target": t, "model": m, "seed": s, "test_acc": accuracy(t, i) + noise * rng.normal()}
+                         for t in targets for i, m in enumerate(MODELS) for s in seeds])
+
+
+def _scores(targets, variant, score):
+    return pd.DataFrame([{"target": t, "variant": variant, "regime": "full", "draw": 0, "model": m,
+                          "score": score(t, i)} for t in targets for i, m in enumerate(MODELS)])
+
+
+
+def test_identical_and_shifted_metrics_differ_by_exactly_zero():
+    targets = [f"t{i}" for i in range(5)]
+    runs = _runs(targets, lambda t, i: 0.5 + 0.05 * i, noise=0.03)
+    noisy = np.random.default_rng(1).random((5, 6))
+    base = _scores(targets, "a", lambda t, i: noisy[targets.index(t), i])
+    same = base.assign(variant="b")
+    shifted = base.assign(variant="c", score=base["score"] * 3 + 7)  # a monotone map keeps every ranking
+    result = bootstrap_tau(pd.concat([base, same, shifted]), runs, targets=targets, resamples=500, seed=0)
+    assert result.difference_interval("a", "b") == (0.0, 0.0, 0.0)
+    assert result.difference_interval("a", "c") == (0.0, 0.0, 0.0)
+    mean, low, high = result.mean_interval("a")
+    assert low < mean < high  # the seed noise and the five targets do make an interval
+
+
+def test_perfect_metric_without_seed_noise_has_a_point_interval():
+    targets = ["t0", "t1", "t2"]
+    runs = _runs(targets, lambda t, i: 0.5 + 0.05 * i)
+    scores = _scores(targets, "perfect", lambda t, i: float(i))
+    assert bootstrap_tau(scores, runs, targets=targets, resamples=200).mean_interval("perfect") == (1.0, 1.0, 1.0)
+
+
+def test_target_bootstrap_interval_is_the_binomial_one():
+    # Six targets ranked perfectly (τw = 1) and four reversed (τw = −1), no seed noise: a resample's mean is
+    # 2K/10 − 1 with K ~ Binomial(10, 0.6), so the 95% percentile interval is [2·3/10 − 1, 2·9/10 − 1].
+    targets = [f"t{i}" for i in range(10)]
+    runs = _runs(targets, lambda t, i: 0.5 + 0.05 * i)
+    scores = _scores(targets, "half", lambda t, i: float(i) if int(t[1:]) < 6 else -float(i))
+    result = bootstrap_tau(scores, runs, targets=targets, resamples=20000, seed=3)
+    low_count, high_count = scipy_stats.binom.ppf([0.025, 0.975], 10, 0.6)
+    assert result.mean_interval("half") == pytest.approx((0.2, 2 * low_count / 10 - 1, 2 * high_count / 10 - 1))
+    assert (low_count, high_count) == (3, 9)
+
+
+def test_seed_resampling_moves_a_close_pair_and_is_deterministic():
+    # Two models 0.01 apart with seed noise 0.02: resampled truths swap them often; the metric's interval spans
+    # both orders, and the same seed gives the same interval.
+    targets = ["t0"]
+    runs = _runs(targets, lambda t, i: 0.5 + (0.01 if i == 1 else 0.1 * i), noise=0.02, seed=5)
+    scores = _scores(targets, "m", lambda t, i: float(i))
+    first = bootstrap_tau(scores, runs, targets=targets, resamples=1000, seed=7)
+    second = bootstrap_tau(scores, runs, targets=targets, resamples=1000, seed=7)
+    assert first.mean_interval("m") == second.mean_interval("m")
+    assert first.mean_interval("m")[1] < first.mean_interval("m")[2]
+    assert first.resamples == 1000
