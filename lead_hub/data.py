@@ -10,9 +10,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import heapq
+import logging
+import os
 import re
+import shutil
 import tempfile
+import unicodedata
+import weakref
 from collections.abc import Iterable
+from functools import cached_property
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +28,12 @@ from datasets.exceptions import DatasetNotFoundError
 from datasets.utils.file_utils import xopen
 from PIL import Image
 
+from lead_hub import network
 from lead_hub.archive import IMAGE_EXTENSIONS, ArchiveLimits, extract_image_archive, is_os_metadata
+from lead_hub.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits, ImageDecodeError, decode_image
 from lead_hub.sampling import stratified_indices
+
+logger = logging.getLogger(__name__)
 
 STREAM_BUFFER_SIZE = 1000
 """Default rows a stream holds back before it commits to one (see :func:`load_images`, streaming)."""
@@ -35,6 +45,9 @@ _HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _PARQUET_SHARD = re.compile(r"(?P<split>.+?)(-\d{5}-of-\d{5})?")
 _INTEGER_DTYPES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
 _STRING_DTYPES = {"string", "large_string"}
+_CHECK_SIDE = 16
+_CHECK_BATCH = 256
+"""The check decode of a sampled image shrinks towards this side: cheap, and it still reads every byte."""
 
 
 class DataSourceError(ValueError):
@@ -49,7 +62,9 @@ class LabeledImages:
     not ``dataset[label_column]`` (which keeps the source's raw values, e.g. strings). ``row_indices[i]`` is the
     position of row i in the source split (for an image folder: in its listing sorted by class, then path).
     ``revision`` is the resolved commit sha of a Hub dataset; ``rows_read`` is how many rows of the source were
-    read, fewer than the split holds when a stream stopped early.
+    read, fewer than the split holds when a stream stopped early. ``skipped`` lists the sampled images left out
+    because they do not decode, as ``(name, reason)`` pairs. ``workspace`` keeps alive the temporary folder a zip
+    was extracted into (deleted once no LabeledImages refers to it).
     """
 
     dataset: datasets.Dataset
@@ -67,13 +82,39 @@ class LabeledImages:
     row_indices: np.ndarray | None = None
     streamed: bool = False
     rows_read: int | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    workspace: "_TemporaryFolder | None" = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def image(self, index: int) -> Image.Image:
-        """The RGB image of row ``index``."""
-        return to_rgb(self.dataset[int(index)][self.image_column])
+    def image(self, index: int, *, min_side: int | None = None,
+              limits: DecodeLimits = DEFAULT_DECODE_LIMITS) -> Image.Image:
+        """The RGB image of row ``index``, decoded within ``limits`` and shrunk towards ``min_side``
+        (:func:`lead_hub.decoding.decode_image`); :class:`~lead_hub.decoding.ImageDecodeError` names the row."""
+        return self.decoded([index], min_side=min_side, limits=limits)[0]
+
+    def decoded(self, indices, *, min_side: int | None = None,
+                limits: DecodeLimits = DEFAULT_DECODE_LIMITS) -> list[Image.Image]:
+        """The RGB images of rows ``indices``, read in one batched access, decoded one at a time."""
+        cells = self.encoded[[int(index) for index in indices]][self.image_column]
+        pictures = []
+        for index, cell in zip(indices, cells):
+            try:
+                pictures.append(decode_image(cell, min_side=min_side, limits=limits))
+            except ImageDecodeError as error:
+                raise ImageDecodeError(f"{self.image_name(int(index))} of {self.source}: {error}") from error
+        return pictures
+
+    def image_name(self, index: int) -> str:
+        """How messages name row ``index``: its file (relative to the source folder or zip) or its source row."""
+        cell = self.encoded[int(index)][self.image_column]
+        path = cell.get("path")
+        root = self.workspace.path if self.workspace is not None else Path(self.source)
+        if path and Path(path).is_relative_to(root):
+            return Path(path).relative_to(root).as_posix()
+        row = int(self.row_indices[index]) if self.row_indices is not None else int(index)
+        return f"row {row}" + (f" ({Path(path).name})" if path else "")
 
     def select(self, indices: np.ndarray) -> "LabeledImages":
         """The rows ``indices``, in that order."""
@@ -91,8 +132,38 @@ class LabeledImages:
             "source": self.source, "config": self.config, "split": self.split, "revision": self.revision,
             "seed": self.seed, "samples_per_class": self.samples_per_class, "max_samples": self.max_samples,
             "num_samples": len(self), "num_classes": len(self.class_names), "streamed": self.streamed,
-            "rows_read": self.rows_read,
+            "rows_read": self.rows_read, "skipped_images": len(self.skipped),
         }
+
+    @cached_property
+    def encoded(self) -> datasets.Dataset:
+        """The dataset with its image column left encoded (``{"bytes", "path"}``), for bounded decoding with
+        :func:`lead_hub.decoding.decode_image` (what :meth:`image` and :meth:`decoded` do)."""
+        return self.dataset.cast_column(self.image_column, datasets.Image(decode=False))
+
+
+class _TemporaryFolder:
+    """A temporary folder removed when the last object referring to it is garbage-collected (or at exit), and
+    only by the process that made it: DataLoader worker processes forked from it never remove it."""
+
+    def __init__(self, prefix: str):
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        self._finalizer = weakref.finalize(self, _remove_folder_of, self.path, os.getpid())
+
+    def __reduce__(self):
+        return _BorrowedFolder, (self.path,)
+
+
+class _BorrowedFolder:
+    """What a worker process that received a :class:`_TemporaryFolder` by pickling holds: the path, no removal."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+
+def _remove_folder_of(path: Path, owner_pid: int) -> None:
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -110,6 +181,7 @@ class _Request:
     seed: int
 
 
+@network.one_run()  # a Hub that cannot be reached is given up at its first failure (lead_hub.network)
 def load_images(
     source: str | Path,
     *,
@@ -125,6 +197,8 @@ def load_images(
     extract_dir: str | Path | None = None,
     archive_limits: ArchiveLimits | None = None,
     stream_buffer_size: int = STREAM_BUFFER_SIZE,
+    strict: bool = False,
+    decode_limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
 ) -> LabeledImages:
     """Load ``split`` of ``source`` and keep a seeded, class-stratified sample of its rows.
 
@@ -137,7 +211,8 @@ def load_images(
     * a folder of class sub-folders ``<root>/<class>/<image>``; a root whose only entry is one folder is
       descended (zips often wrap), and a root of split folders ``<root>/<split>/<class>/<image>`` picks ``split``;
     * a ``.zip`` of such folders, extracted safely (:mod:`lead_hub.archive`, ``archive_limits``) into
-      ``extract_dir``, or into a temporary folder deleted after loading (images are then kept in memory).
+      ``extract_dir``, or into a temporary folder that lives as long as the returned LabeledImages (images stay
+      files, decoded on access).
 
     Columns: the image column is the one typed ``datasets.Image`` and the label column the one typed
     ``ClassLabel``, else the one named ``label``/``labels``; ``image_column``/``label_column`` override by name.
@@ -156,6 +231,11 @@ def load_images(
     biased towards the start of the split (every chosen row lies within the rows needed to fill the quotas plus
     the window; a larger window mixes more and reads more). For a uniform draw over the whole split pass
     ``streaming=False``. Without a ClassLabel feature the stream is read to its end.
+
+    Every sampled image is decoded once, within ``decode_limits`` (:mod:`lead_hub.decoding`), before anything
+    else uses the sample: an image that does not decode, or exceeds the pixel budget, is left out with a warning
+    naming it (``LabeledImages.skipped``, counted in the provenance), or with ``strict=True`` stops the load with
+    a DataSourceError naming every bad image.
     """
     if samples_per_class is not None and max_samples is not None:
         raise DataSourceError("give samples_per_class or max_samples, not both")
@@ -174,39 +254,25 @@ def load_images(
         raise DataSourceError(f"streaming applies to Hub datasets and parquet, not to the {kind} {source!r}; "
                               "leave streaming unset")
     if kind == "zip":
-        return _load_zip(Path(source), request, extract_dir, archive_limits)
-    if kind == "folder":
-        return _load_image_folder(Path(source), request)
-    if kind == "parquet":
-        path, data_files = "parquet", {split: _parquet_files(Path(source), split)}
+        images = _load_zip(Path(source), request, extract_dir, archive_limits)
+    elif kind == "folder":
+        images = _load_image_folder(Path(source), request)
     else:
-        path, data_files = str(source), None
-    dataset, resolved_revision = _open_split(path, data_files, request, streaming, hub=kind == "hub")
-    if streaming:
-        return _sample_stream(dataset, request, resolved_revision, stream_buffer_size)
-    return _sample_dataset(dataset, request, resolved_revision)
+        if kind == "parquet":
+            path, data_files = "parquet", {split: _parquet_files(Path(source), split)}
+        else:
+            path, data_files = str(source), None
+        dataset, resolved_revision = _open_split(path, data_files, request, streaming, hub=kind == "hub")
+        if streaming:
+            images = _sample_stream(dataset, request, resolved_revision, stream_buffer_size)
+        else:
+            images = _sample_dataset(dataset, request, resolved_revision)
+    return _without_undecodable(images, request, strict, decode_limits)
 
 
 def load_parquet_split(source: str | Path, split: str) -> LabeledImages:
     """Every row of ``split`` from a parquet file, or from ``<folder>/<split>.parquet``."""
     return load_images(source, split=split, streaming=False)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert grayscale, 16-bit, palette and RGBA images to 8-bit RGB (alpha composited on white)."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() if array.max() > 0 else 1.0
-        image = Image.fromarray(np.round(array / peak * 255).astype(np.uint8), mode="L")
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA"):
-        background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
-        return background
-    return image.convert("RGB")
 
 
 def _source_kind(source: str | Path) -> str:
@@ -218,10 +284,17 @@ def _source_kind(source: str | Path) -> str:
                               "class folders, or a Hub dataset id")
     if path.is_dir():
         return "parquet" if _parquet_shards(path) else "folder"
-    if isinstance(source, str) and _HUB_DATASET_ID.fullmatch(source):
+    if isinstance(source, str) and _HUB_DATASET_ID.fullmatch(source) and not _looks_local(path):
         return "hub"
-    raise DataSourceError(f"{source!r} is no existing file or folder, nor a Hub dataset id ('owner/name'); "
-                          "check the path")
+    raise DataSourceError(f"no such file or folder: {source!r} (in {Path.cwd()}), and it is not a Hub dataset id "
+                          "('owner/name'); check the path")
+
+
+def _looks_local(path: Path) -> bool:
+    """Whether a missing source is meant as a local path though it is shaped like a Hub id: a file name
+    (``photos.zip``, ``train.parquet``), or a path whose first folder exists here (``mydata/photos``)."""
+    return (path.suffix.lower() in {".zip", ".parquet", *IMAGE_EXTENSIONS}
+            or (len(path.parts) > 1 and Path(path.parts[0]).is_dir()))
 
 
 def _parquet_shards(folder: Path) -> dict[str, list[Path]]:
@@ -248,25 +321,47 @@ def _load_zip(archive: Path, request: _Request, extract_dir: str | Path | None,
     if extract_dir is not None:
         extract_image_archive(archive, extract_dir, limits)
         return _load_image_folder(Path(extract_dir), request)
-    with tempfile.TemporaryDirectory(prefix="lead_hub_zip_") as folder:
-        extract_image_archive(archive, folder, limits)
-        return _load_image_folder(Path(folder), request, keep_bytes=True)
+    workspace = _TemporaryFolder(prefix="lead_hub_zip_")
+    extract_image_archive(archive, workspace.path, limits)
+    return dataclasses.replace(_load_image_folder(workspace.path, request), workspace=workspace)
 
 
-def _load_image_folder(root: Path, request: _Request, keep_bytes: bool = False) -> LabeledImages:
-    """Sample a folder of class folders; ``keep_bytes`` reads the chosen files into memory (their folder is
-    about to be deleted), else the dataset refers to them by path and decodes them on access."""
+def _load_image_folder(root: Path, request: _Request) -> LabeledImages:
+    """Sample a folder of class folders; the dataset refers to the chosen files by path, decoded on access."""
     files, labels, class_names = _class_files(_class_root(root, request), request.source)
     indices = stratified_indices(labels, samples_per_class=request.samples_per_class,
                                  max_samples=request.max_samples, seed=request.seed)
-    chosen = [files[index] for index in indices]
-    images = [{"bytes": path.read_bytes(), "path": path.name} if keep_bytes else str(path) for path in chosen]
     dataset = datasets.Dataset.from_dict(
-        {"image": images, "label": labels[indices].tolist()},
+        {"image": [str(files[index]) for index in indices], "label": labels[indices].tolist()},
         features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)}),
     )
     return _labeled(dataset, "image", "label", class_names, labels[indices], indices, request,
                     rows_read=len(files))
+
+
+def _without_undecodable(images: LabeledImages, request: _Request, strict: bool,
+                         limits: DecodeLimits) -> LabeledImages:
+    """``images`` without the rows whose image does not decode within ``limits`` (see load_images)."""
+    bad: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(images), _CHECK_BATCH):
+        cells = images.encoded[start:start + _CHECK_BATCH][images.image_column]
+        for index, cell in enumerate(cells, start):
+            try:
+                decode_image(cell, min_side=_CHECK_SIDE, limits=limits)
+            except ImageDecodeError as error:
+                bad[index] = (images.image_name(index), str(error))
+    if not bad:
+        return images
+    listed = "; ".join(f"{name} {reason}" for name, reason in list(bad.values())[:5]) + (
+        "; ..." if len(bad) > 5 else "")
+    if strict:
+        raise DataSourceError(f"{request.source!r}: {len(bad)} of {len(images)} sampled images are unusable "
+                              f"({listed}); fix or remove them, or leave strict off to skip them")
+    logger.warning("%s: skipping %d of %d sampled images that are unusable: %s", request.source, len(bad),
+                   len(images), listed)
+    kept = images.select(np.array([index for index in range(len(images)) if index not in bad], dtype=int))
+    _check_class_counts(kept.labels, kept.class_names, request)
+    return dataclasses.replace(kept, skipped=tuple(bad.values()))
 
 
 def _visible_entries(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -313,7 +408,19 @@ def _class_files(root: Path, source: str) -> tuple[list[Path], np.ndarray, list[
                                   f"{', '.join(sorted(IMAGE_EXTENSIONS))}; move other files out of class folders")
         images += class_files
         labels += [label] * len(class_files)
-    return images, np.asarray(labels, dtype=np.int64), [folder.name for folder in folders]
+    return images, np.asarray(labels, dtype=np.int64), _class_names(folders, source)
+
+
+def _class_names(folders: list[Path], source: str) -> list[str]:
+    """The folders' names in Unicode NFC (macOS writes NFD): two folders whose names differ only in that
+    normalisation would print alike as two classes, so they are refused."""
+    names = [unicodedata.normalize("NFC", folder.name) for folder in folders]
+    for name in set(names):
+        spellings = [folder.name for folder, normal in zip(folders, names) if normal == name]
+        if len(spellings) > 1:
+            raise DataSourceError(f"{source!r}: class folders {spellings} are the same name {name!r} in different "
+                                  "Unicode normalisations (NFC/NFD); merge them into one folder")
+    return names
 
 
 def _open_split(path: str, data_files: dict | None, request: _Request, streaming: bool, hub: bool):
@@ -325,9 +432,16 @@ def _open_split(path: str, data_files: dict | None, request: _Request, streaming
         builder = datasets.load_dataset_builder(path, request.config, data_files=data_files,
                                                 revision=request.revision)
     except (DatasetNotFoundError, ConnectionError, FileNotFoundError, ValueError) as error:
+        not_local = f"there is no local file or folder {request.source!r} (in {Path.cwd()}), and " if hub else ""
+        found = network.outage() if hub else None
+        if found is not None:  # a runtime failure, not a bad argument: a ConnectionError
+            raise network.HubUnreachableError(
+                f"cannot open dataset {request.source!r}: {not_local}{found.describe()}. Check the path, or the "
+                "network (and HF_ENDPOINT); with HF_HUB_OFFLINE=1 Hub datasets come from the local cache only"
+            ) from error
         raise DataSourceError(f"cannot open dataset {request.source!r} (config={request.config!r}, "
-                              f"revision={request.revision!r}): {error}. Check the id, config and revision, the "
-                              "network and HF_TOKEN for a private or gated dataset") from error
+                              f"revision={request.revision!r}): {not_local}{error}. Check the path, or the id, "
+                              "config and revision, the network and HF_TOKEN for a private or gated dataset") from error
     available = list(builder.info.splits or builder.config.data_files or [])
     if available and request.split not in available:
         raise DataSourceError(f"{request.source!r} has no split {request.split!r}; available splits: {available}; "
@@ -457,8 +571,13 @@ def _resolve_columns(features: datasets.Features, request: _Request) -> tuple[st
         return image_column, request.label_column
     candidates = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
     if not candidates:
-        candidates = [name for name, feature in features.items()
-                      if name.lower() in LABEL_COLUMN_NAMES and _is_label_feature(feature)]
+        named = {name: feature for name, feature in features.items() if name.lower() in LABEL_COLUMN_NAMES}
+        candidates = [name for name, feature in named.items() if _is_label_feature(feature)]
+        if not candidates and named:
+            name, feature = next(iter(named.items()))
+            raise DataSourceError(f"{request.source!r}: column {name!r} is {feature}, not a label type (ClassLabel, "
+                                  "integers or strings); cast it to integers or strings, or pass label_column= "
+                                  "(--label-column) naming another column")
     typed = f"a ClassLabel column, or one named {'/'.join(LABEL_COLUMN_NAMES)}"
     return image_column, _only_column(candidates, "label", typed, columns, request.source)
 
@@ -509,6 +628,17 @@ def _labeled(dataset: datasets.Dataset, image_column: str, label_column: str, cl
              labels: np.ndarray, row_indices: np.ndarray, request: _Request, *, revision: str | None = None,
              rows_read: int, streamed: bool = False) -> LabeledImages:
     """The LabeledImages of a finished sample, after checking every class kept at least two rows."""
+    _check_class_counts(labels, class_names, request)
+    return LabeledImages(
+        dataset=dataset, image_column=image_column, label_column=label_column, class_names=class_names,
+        labels=labels, source=request.source, split=request.split, config=request.config, revision=revision,
+        seed=request.seed, samples_per_class=request.samples_per_class, max_samples=request.max_samples,
+        row_indices=np.asarray(row_indices, dtype=np.int64), streamed=streamed, rows_read=rows_read,
+    )
+
+
+def _check_class_counts(labels: np.ndarray, class_names: list[str], request: _Request) -> None:
+    """Raise DataSourceError unless there are two classes or more, each with at least two rows."""
     counts = np.bincount(labels, minlength=len(class_names))
     if len(class_names) < 2:
         raise DataSourceError(f"{request.source!r} split {request.split!r} has {len(class_names)} class; ranking "
@@ -518,9 +648,3 @@ def _labeled(dataset: datasets.Dataset, image_column: str, label_column: str, cl
         raise DataSourceError(f"{request.source!r} split {request.split!r}: classes with fewer than 2 samples after "
                               f"sampling: {short}; raise samples_per_class/max_samples, or add images of those "
                               "classes")
-    return LabeledImages(
-        dataset=dataset, image_column=image_column, label_column=label_column, class_names=class_names,
-        labels=labels, source=request.source, split=request.split, config=request.config, revision=revision,
-        seed=request.seed, samples_per_class=request.samples_per_class, max_samples=request.max_samples,
-        row_indices=np.asarray(row_indices, dtype=np.int64), streamed=streamed, rows_read=rows_read,
-    )

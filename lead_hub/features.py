@@ -32,7 +32,9 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from lead_hub.data import LabeledImages, to_rgb
+from lead_hub.data import LabeledImages
+from lead_hub.decoding import (DEFAULT_DECODE_LIMITS, DecodeLimits, ImageDecodeError, decode_image,
+                               error_line)
 from lead_hub.models import Backbone, load_backbone, resolve_revision
 
 logger = logging.getLogger(__name__)
@@ -226,22 +228,43 @@ def _worker_count(num_workers: int | None) -> int:
 
 
 class _TransformedImages(torch.utils.data.Dataset):
-    """Batches of a LabeledImages' rows, decoded to RGB and preprocessed for one model: ``(N, 3, H, W)`` tensors."""
+    """Batches of a LabeledImages' rows, decoded to RGB and preprocessed for one model: ``(N, 3, H, W)`` tensors.
 
-    def __init__(self, images: LabeledImages, backbone: Backbone):
+    Memory is bounded by the batch, not by the images: each image is decoded alone and at once shrunk towards the
+    model's input side (:func:`lead_hub.decoding.decode_image`), and the decoded pictures waiting for the batch
+    transform never hold more than ``limits.max_batch_pixels`` pixels (a batch above it is transformed in groups,
+    which gives the same tensor).
+    """
+
+    def __init__(self, images: LabeledImages, backbone: Backbone, limits: DecodeLimits = DEFAULT_DECODE_LIMITS):
         self.images = images
         self.backbone = backbone
+        self.limits = limits
+        self.min_side = max(backbone.input_size[1:])
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.backbone.transform(self.images.image(index))
+        return self.backbone.transform(self.images.image(index, min_side=self.min_side, limits=self.limits))
 
     def __getitems__(self, indices: list[int]) -> torch.Tensor:
         # One batched read of the rows decodes about 2.5x faster than row-by-row access (measured on EuroSAT).
-        column = self.images.dataset[list(indices)][self.images.image_column]
-        return self.backbone.transform_batch([to_rgb(image) for image in column])
+        images = self.images
+        cells = images.encoded[list(indices)][images.image_column]
+        groups, group, group_pixels = [], [], 0
+        for index, cell in zip(indices, cells):
+            try:
+                picture = decode_image(cell, min_side=self.min_side, limits=self.limits)
+            except ImageDecodeError as error:
+                raise ImageDecodeError(f"{images.image_name(index)} of {images.source}: {error}") from error
+            if group and group_pixels + picture.width * picture.height > self.limits.max_batch_pixels:
+                groups.append(self.backbone.transform_batch(group))
+                group, group_pixels = [], 0
+            group.append(picture)
+            group_pixels += picture.width * picture.height
+        groups.append(self.backbone.transform_batch(group))
+        return groups[0] if len(groups) == 1 else torch.cat(groups)
 
 
 def _whole_batch(batch: torch.Tensor) -> torch.Tensor:
@@ -348,6 +371,10 @@ def _concatenate(parts) -> tuple[np.ndarray, np.ndarray | None]:
 
 # ---- cache -------------------------------------------------------------------------------------------------------
 
+_RESULT_FIELDS = ("model_id", "revision", "image_size", "seconds", "images_per_second", "device", "dtype",
+                  "batch_size", "model")
+"""The ExtractedFeatures fields a cache entry's ``result.json`` holds (the arrays are in ``features.npz``)."""
+
 class _CacheEntry:
     """One cache folder: ``request.json``, ``chunk-<start>-<stop>.npz`` while filling, then ``features.npz`` +
     ``result.json`` (written last: its presence marks the entry complete)."""
@@ -374,26 +401,66 @@ class _CacheEntry:
         return entry
 
     def load_result(self) -> ExtractedFeatures | None:
+        """The finished entry, or None when there is none yet. An entry that does not read back whole (a truncated
+        ``features.npz``, a garbled ``result.json``, arrays of the wrong shape) is removed with a warning naming
+        it, and None is returned so that it is recomputed."""
         meta_file = self.folder / "result.json"
         if not meta_file.exists():
             return None
-        meta = json.loads(meta_file.read_text())
-        with np.load(self.folder / "features.npz") as arrays:
-            logits = arrays["source_logits"] if "source_logits" in arrays.files else None
-            return ExtractedFeatures(features=arrays["features"], source_logits=logits, labels=arrays["labels"],
-                                     from_cache=True, **meta)
+        try:
+            meta = json.loads(meta_file.read_text())
+            if not isinstance(meta, dict) or set(meta) != set(_RESULT_FIELDS):
+                raise ValueError(f"result.json holds {sorted(meta) if isinstance(meta, dict) else type(meta)}, "
+                                 f"not the fields {list(_RESULT_FIELDS)}")
+            features, logits, labels = self._read_arrays(self.folder / "features.npz", with_labels=True)
+            return ExtractedFeatures(features=features, source_logits=logits, labels=labels, from_cache=True,
+                                     **meta)
+        except Exception as error:  # noqa: BLE001 - any unreadable entry is recomputed, never trusted
+            logger.warning("feature cache entry %s is unreadable (%s); recomputing it", self.folder,
+                           error_line(error))
+            for name in ("result.json", "features.npz"):
+                (self.folder / name).unlink(missing_ok=True)
+            return None
 
     def finished_chunks(self, chunks: list[tuple[int, int]]) -> dict:
+        """Chunks already computed; an unreadable chunk file is removed with a warning and computed again."""
         finished = {}
         for chunk in chunks:
             path = self._chunk_path(chunk)
-            if path.exists():
-                with np.load(path) as arrays:
-                    logits = arrays["source_logits"] if "source_logits" in arrays.files else None
-                    finished[chunk] = (arrays["features"], logits)
+            if not path.exists():
+                continue
+            try:
+                features, logits, _ = self._read_arrays(path, rows=chunk[1] - chunk[0])
+            except Exception as error:  # noqa: BLE001 - a bad chunk is recomputed, never trusted
+                logger.warning("feature cache chunk %s is unreadable (%s); recomputing it", path, error_line(error))
+                path.unlink(missing_ok=True)
+                continue
+            finished[chunk] = (features, logits)
         if finished:
             logger.info("resuming from %d finished chunks in %s", len(finished), self.folder)
         return finished
+
+    def _read_arrays(self, path: Path, *, rows: int | None = None, with_labels: bool = False):
+        """``(features, logits or None, labels or None)`` of an npz file, checked: 2-D float32 features with
+        ``rows`` rows (default: the entry's image count), logits with as many rows, labels matching."""
+        expected = rows if rows is not None else self._request()["num_images"]
+        with np.load(path, allow_pickle=False) as arrays:
+            features = arrays["features"]
+            logits = arrays["source_logits"] if "source_logits" in arrays.files else None
+            labels = arrays["labels"] if with_labels else None
+        if features.ndim != 2 or features.shape[0] != expected or features.dtype != np.float32:
+            raise ValueError(f"{path.name}: features of shape {features.shape} ({features.dtype}), expected "
+                             f"{expected} float32 rows")
+        if logits is not None and (logits.ndim != 2 or logits.shape[0] != expected):
+            raise ValueError(f"{path.name}: source logits of shape {logits.shape}, expected {expected} rows")
+        if with_labels and (labels.shape != (expected,)
+                            or hashlib.sha256(np.ascontiguousarray(labels, np.int64).tobytes()).hexdigest()
+                            != self._request()["labels_sha256"]):
+            raise ValueError(f"{path.name}: labels differ from those of the request")
+        return features, logits, labels
+
+    def _request(self) -> dict:
+        return json.loads((self.folder / "request.json").read_text())
 
     def write_chunk(self, chunk: tuple[int, int], features: np.ndarray, logits: np.ndarray | None) -> None:
         _atomic_save_npz(self._chunk_path(chunk), features=features,
@@ -404,9 +471,7 @@ class _CacheEntry:
         if result.source_logits is not None:
             arrays["source_logits"] = result.source_logits
         _atomic_save_npz(self.folder / "features.npz", **arrays)
-        meta = {name: getattr(result, name) for name in ("model_id", "revision", "image_size", "seconds",
-                                                         "images_per_second", "device", "dtype", "batch_size",
-                                                         "model")}
+        meta = {name: getattr(result, name) for name in _RESULT_FIELDS}
         _atomic_write(self.folder / "result.json", json.dumps(meta, indent=1).encode())
         for chunk_file in self.folder.glob("chunk-*.npz"):
             chunk_file.unlink()

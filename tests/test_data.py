@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from lead_hub.archive import ArchiveError
-from lead_hub.data import DataSourceError, LabeledImages, load_images, load_parquet_split, to_rgb
+from lead_hub.data import DataSourceError, LabeledImages, load_images, load_parquet_split
+from lead_hub.decoding import to_rgb
 from lead_hub.sampling import stratified_indices
 
 CLASS_NAMES = ["cat", "dog", "fox"]
@@ -465,3 +466,90 @@ def test_real_target_parquet_in_memory_and_streamed(shared_data):
     assert streamed.image(0).size == (128, 128)
     gray = load_images(shared_data / "targets" / "fashion_mnist", split="test", samples_per_class=2)
     assert gray.dataset[0]["image"].mode == "L" and gray.image(0).mode == "RGB"
+
+
+# -- issue 13: bad images, memory, names and labels that lie ------------------------------------------------------
+
+
+def test_zip_images_stay_files_in_a_folder_that_lives_with_the_sample(tmp_path):
+    write_zip_of_folders(tmp_path / "upload.zip", {"a": 3, "b": 3})
+    images = load_images(tmp_path / "upload.zip")
+    cells = images.encoded[:][images.image_column]
+    assert all(cell["bytes"] is None and Path(cell["path"]).is_file() for cell in cells)  # nothing read into memory
+    folder = images.workspace.path
+    subset = images.select(np.array([0, 3]))
+    del images
+    assert folder.is_dir() and row_of(subset.image(1)) == subset.row_indices[1]  # the copy keeps the folder alive
+    del subset
+    import gc
+    gc.collect()
+    assert not folder.exists()
+
+
+def write_bad_folder(root: Path) -> None:
+    """Classes a and b of three good PNGs each, plus in a: a truncated JPEG, a zero-byte and a text '.jpg'."""
+    write_class_folders(root, {"a": 3, "b": 3})
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(buffer, "JPEG")
+    (root / "a" / "truncated.jpg").write_bytes(buffer.getvalue()[:300])
+    (root / "a" / "empty.jpg").write_bytes(b"")
+    (root / "a" / "notes.jpg").write_text("not an image")
+
+
+def test_unusable_images_are_named_and_skipped_or_stop_a_strict_load(tmp_path, caplog):
+    write_bad_folder(tmp_path / "pets")
+    with caplog.at_level("WARNING", logger="lead_hub.data"):
+        images = load_images(tmp_path / "pets")
+    assert len(images) == 6 and images.provenance()["skipped_images"] == 3
+    assert sorted(name for name, _ in images.skipped) == ["a/empty.jpg", "a/notes.jpg", "a/truncated.jpg"]
+    assert all("\n" not in reason and "Traceback" not in reason for _, reason in images.skipped)
+    assert "skipping 3 of 9 sampled images" in caplog.text and "a/truncated.jpg" in caplog.text
+    with pytest.raises(DataSourceError, match=r"3 of 9 sampled images are unusable \(a/empty.jpg .*a/truncated.jpg"):
+        load_images(tmp_path / "pets", strict=True)
+
+
+def test_an_image_over_the_pixel_budget_is_skipped_from_its_header_alone(tmp_path):
+    from lead_hub.decoding import DecodeLimits
+
+    write_class_folders(tmp_path / "pets", {"a": 2, "b": 2})
+    Image.new("RGB", (300, 200)).save(tmp_path / "pets" / "a" / "huge.png")
+    images = load_images(tmp_path / "pets", decode_limits=DecodeLimits(max_image_pixels=50_000))
+    assert images.skipped == (("a/huge.png", "is 300×200 pixels, more than the 50,000 one image may decode to "
+                                             "(DecodeLimits.max_image_pixels); downscale it"),)
+
+
+def test_garbage_image_bytes_in_parquet_are_named_by_row(tmp_path):
+    path = write_parquet(tmp_path / "train.parquet", interleaved_labels(9))
+    table = datasets.Dataset.from_parquet(str(path)).cast_column("image", datasets.Image(decode=False))
+    garbage = table.map(lambda row, index: {"image": {"bytes": b"\x89PNG garbage" if index == 4 else
+                                                      row["image"]["bytes"], "path": None}}, with_indices=True)
+    garbage.cast_column("image", datasets.Image()).to_parquet(str(tmp_path / "garbage.parquet"))
+    images = load_images(tmp_path / "garbage.parquet")
+    assert len(images) == 8 and [name for name, _ in images.skipped] == ["row 4"]
+    assert "does not decode as an image" in images.skipped[0][1]
+    with pytest.raises(DataSourceError, match="row 4 does not decode"):
+        load_images(tmp_path / "garbage.parquet", strict=True)
+
+
+def test_skipping_that_leaves_a_class_too_small_is_refused(tmp_path):
+    write_class_folders(tmp_path / "pets", {"a": 1, "b": 2})
+    (tmp_path / "pets" / "a" / "empty.png").write_bytes(b"")
+    with pytest.raises(DataSourceError, match=r"fewer than 2 samples after sampling: \{'a': 1\}"):
+        load_images(tmp_path / "pets")
+
+
+def test_nfc_and_nfd_spellings_of_a_class_folder_are_refused_and_names_are_nfc(tmp_path):
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    write_class_folders(tmp_path / "one", {nfd: 2, "tea": 2})
+    assert load_images(tmp_path / "one").class_names == [nfc, "tea"]
+    write_class_folders(tmp_path / "two", {nfc: 2, nfd: 2})
+    with pytest.raises(DataSourceError, match="same name 'café' in different Unicode normalisations"):
+        load_images(tmp_path / "two")
+
+
+def test_a_float_label_column_is_rejected_saying_why(tmp_path):
+    path = write_parquet(tmp_path / "train.parquet", [0.0, 1.0] * 3, label_feature=datasets.Value("float64"))
+    with pytest.raises(DataSourceError, match="column 'label' is .*float64.*not a label type.*--label-column"):
+        load_images(path)

@@ -311,3 +311,91 @@ def test_zoo_model_features_at_64_px_match_its_own_forward_head(shared_data):
     np.testing.assert_allclose(result.features, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(result.source_logits, expected_logits, rtol=1e-4, atol=1e-3)
     assert result.features.shape == (6, entry["num_features"])
+
+
+# -- issue 13: memory bounded by the batch, caches that lie -------------------------------------------------------
+
+
+def test_a_batch_over_the_pixel_budget_is_transformed_in_groups_giving_the_same_features(backbone, images):
+    whole = extract_features(backbone, images, batch_size=8, num_workers=0, progress=False)
+    calls = []
+    transform_batch = backbone.transform_batch
+
+    def recording(pictures):
+        calls.append(sum(picture.width * picture.height for picture in pictures))
+        return transform_batch(pictures)
+
+    grouped_backbone = dataclasses.replace(backbone)
+    object.__setattr__(grouped_backbone, "transform_batch", recording)
+    limits = features_module.DecodeLimits(max_batch_pixels=3 * 34 * 36)  # about four of the tiny images
+    loader_dataset = features_module._TransformedImages(images, grouped_backbone, limits)
+    grouped = loader_dataset.__getitems__(list(range(8)))
+    assert len(calls) >= 2 and max(calls) <= limits.max_batch_pixels
+    with torch.inference_mode():
+        features, _ = backbone.network(grouped)
+    np.testing.assert_allclose(features.numpy(), whole.features[:8], rtol=1e-5, atol=1e-5)
+
+
+def test_huge_images_are_decoded_shrunk_so_the_batch_holds_only_small_pictures(backbone):
+    big = [Image.fromarray(np.full((1600, 1200, 3), value, dtype=np.uint8)) for value in (10, 200)]
+    dataset = datasets.Dataset.from_dict(
+        {"image": big * 2, "label": [0, 1, 0, 1]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])}))
+    huge = LabeledImages(dataset=dataset, image_column="image", label_column="label", class_names=["a", "b"],
+                         labels=np.array([0, 1, 0, 1]), source="huge", split="train")
+    seen = []
+    transform_batch = backbone.transform_batch
+    shrinking = dataclasses.replace(backbone)
+    object.__setattr__(shrinking, "transform_batch",
+                       lambda pictures: seen.extend(p.size for p in pictures) or transform_batch(pictures))
+    features_module._TransformedImages(huge, shrinking).__getitems__([0, 1, 2, 3])
+    assert seen and all(64 <= min(size) < 128 for size in seen)  # 2-4 times the model's 32 px, not 1200 px
+
+
+def corrupt_cache_file(cache: Path, name: str) -> Path:
+    (path,) = cache.rglob(name)
+    if name.endswith(".npz"):
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_text("{not json")
+    return path
+
+
+@pytest.mark.parametrize("name", ["features.npz", "result.json"])
+def test_a_corrupt_cache_entry_is_recomputed_with_a_warning_naming_it(tmp_path, backbone, images, caplog, name):
+    first = extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
+    bad = corrupt_cache_file(tmp_path, name)
+    again_backbone, network = counted(backbone)
+    with caplog.at_level(logging.WARNING, logger="lead_hub.features"):
+        again = extract_features(again_backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path,
+                                 progress=False)
+    assert network.forwards == 3 and not again.from_cache
+    assert f"feature cache entry {bad.parent} is unreadable" in caplog.text and "recomputing it" in caplog.text
+    np.testing.assert_array_equal(again.features, first.features)
+    third = extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
+    assert third.from_cache  # the recomputed entry was written back whole
+
+
+def test_a_cache_entry_of_the_wrong_shape_is_not_trusted(tmp_path, backbone, images, caplog):
+    extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
+    (path,) = tmp_path.rglob("features.npz")
+    with np.load(path) as arrays:
+        stored = dict(arrays)
+    np.savez(path, **{**stored, "features": stored["features"][:5]})
+    with caplog.at_level(logging.WARNING, logger="lead_hub.features"):
+        again = extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
+    assert not again.from_cache and again.features.shape == (20, 256)
+    assert "features of shape (5, 256)" in caplog.text
+
+
+def test_a_corrupt_chunk_is_recomputed(tmp_path, backbone, images, caplog):
+    interrupted, _ = counted(backbone, fail_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(interrupted, images, batch_size=4, num_workers=0, cache_dir=tmp_path, chunk_size=8,
+                         progress=False)
+    corrupt_cache_file(tmp_path, "chunk-*.npz")
+    resumed_backbone, resumed = counted(backbone)
+    with caplog.at_level(logging.WARNING, logger="lead_hub.features"):
+        extract_features(resumed_backbone, images, batch_size=4, num_workers=0, cache_dir=tmp_path, chunk_size=8,
+                         progress=False)
+    assert resumed.images == 20 and "feature cache chunk" in caplog.text
