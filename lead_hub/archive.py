@@ -4,12 +4,19 @@ Checks, all made from the central directory before a single byte is written, the
 actually decompressed (so a header that lies about sizes cannot get past them; CPython's zipfile also stops a
 member at its declared size and then fails its CRC check, which is reported the same way):
 
-* names: no absolute paths, drive letters, backslashes, ``..`` parts or NUL bytes; no duplicate names;
+* entries: at most ``max_files`` entries of any kind (folders and OS metadata count too), read from the
+  end-of-central-directory record before the directory itself is parsed;
+* names: valid UTF-8 when the archive flags them so; no absolute paths, drive letters, backslashes, ``..`` parts
+  or NUL bytes; no name component over 255 bytes; no two members that land on the same path once ``.`` and empty
+  parts are dropped (``cls/./a.png``, ``cls//a.png`` and ``cls/a.png``), and no file named like a folder;
+* compression: stored, Deflate, bzip2 or LZMA only (Deflate64, which Windows writes for large folders, is
+  refused with the way to re-zip);
 * entry types: regular files and folders only (no symlinks, devices, FIFOs); no encrypted members;
 * contents: image files only (``IMAGE_EXTENSIONS``); nested archives are named as such and refused;
   OS metadata (``__MACOSX/``, ``.DS_Store``, ``Thumbs.db``, ``desktop.ini``, ``._*``) is skipped, not extracted;
-* sizes: at most ``max_files`` images and ``max_total_bytes`` uncompressed bytes, and no member above
-  ``ratio_check_min_bytes`` expanding more than ``max_compression_ratio`` times (a zip bomb).
+* sizes: at most ``max_total_bytes`` uncompressed bytes; no member above ``ratio_check_min_bytes`` expanding
+  more than ``max_compression_ratio`` times (a zip bomb), and the same bound on the archive as a whole, so many
+  members each just under the ratio cannot add up to a bomb.
 
 Every extracted file must then open as an image with PIL, with PIL's decompression-bomb guard left on and its
 warning (images above ``Image.MAX_IMAGE_PIXELS`` pixels) treated as an error.
@@ -42,9 +49,10 @@ class ArchiveError(ValueError):
 class ArchiveLimits:
     """Upper bounds on what one archive may expand to.
 
-    ``max_compression_ratio`` applies to members whose uncompressed size exceeds ``ratio_check_min_bytes``:
-    small flat images (a blank BMP, a mask) legitimately compress hundreds of times, and the byte budget
-    already bounds what small members can cost.
+    ``max_files`` counts every entry of the archive (images, folders, OS metadata). ``max_compression_ratio``
+    applies to members whose uncompressed size exceeds ``ratio_check_min_bytes``, and to the whole archive once
+    it expands past that size: small flat images (a blank BMP, a mask) legitimately compress hundreds of times,
+    and the byte budget already bounds what a few small members can cost.
     """
 
     max_files: int = 50_000
@@ -65,8 +73,9 @@ def extract_image_archive(archive: str | Path, destination: str | Path,
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise ArchiveError(f"cannot extract {archive} into {destination}: it exists and is not an empty folder; "
                            "pass a new or empty folder")
+    _check_entry_count(archive, limits)
     try:
-        with zipfile.ZipFile(archive) as zip_file:
+        with _open_zip(archive) as zip_file:
             members = _checked_members(zip_file, archive, limits)
             destination.mkdir(parents=True, exist_ok=True)
             try:
@@ -79,33 +88,101 @@ def extract_image_archive(archive: str | Path, destination: str | Path,
                            "a .zip of class folders") from error
 
 
+def _check_entry_count(archive: Path, limits: ArchiveLimits) -> None:
+    """Refuse an archive of more than ``max_files`` entries before zipfile builds one object per entry.
+
+    zipfile offers no public way to read the entry count alone, so its end-of-central-directory reader is used.
+    """
+    try:
+        with open(archive, "rb") as handle:
+            record = zipfile._EndRecData(handle)
+    except OSError as error:
+        raise ArchiveError(f"cannot read {archive} ({error}); check the path") from error
+    if record and record[zipfile._ECD_ENTRIES_TOTAL] > limits.max_files:
+        raise ArchiveError(f"{archive} holds {record[zipfile._ECD_ENTRIES_TOTAL]:,} entries (files, folders and "
+                           f"metadata), more than {limits.max_files:,} (ArchiveLimits.max_files); sample fewer "
+                           "images per class before zipping")
+
+
+def _open_zip(archive: Path) -> zipfile.ZipFile:
+    """``zipfile.ZipFile(archive)``; a member name that is not the UTF-8 its flag claims is named, escaped."""
+    try:
+        return zipfile.ZipFile(archive)
+    except UnicodeDecodeError as error:
+        escaped = error.object.decode("utf-8", "backslashreplace") if isinstance(error.object, bytes) else "?"
+        raise ArchiveError(f"{archive}: member name {escaped!r} is flagged UTF-8 but is not valid UTF-8; re-zip "
+                           "with a tool that writes UTF-8 names (or rename the file)") from error
+
+
+SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "Deflate", zipfile.ZIP_BZIP2: "bzip2",
+                         zipfile.ZIP_LZMA: "LZMA"}
+"""Compression methods CPython's zipfile reads (method numbers of the zip specification)."""
+_COMPRESSION_NAMES = {9: "Deflate64", 6: "Implode", 98: "PPMd", 93: "Zstandard", 95: "XZ", 99: "AES-encrypted"}
+_MAX_NAME_COMPONENT_BYTES = 255
+"""The longest file or folder name most file systems accept, in bytes."""
+
+
 def _checked_members(zip_file: zipfile.ZipFile, archive: Path, limits: ArchiveLimits) -> list[zipfile.ZipInfo]:
     """The image members to extract, after every check that the central directory alone allows."""
-    members, seen_names, total_bytes = [], set(), 0
-    for info in zip_file.infolist():
+    members, seen_paths, folders, total_bytes, total_compressed = [], {}, {}, 0, 0
+    entries = zip_file.infolist()
+    if len(entries) > limits.max_files:
+        raise ArchiveError(f"{archive} holds {len(entries):,} entries (files, folders and metadata), more than "
+                           f"{limits.max_files:,} (ArchiveLimits.max_files); sample fewer images per class before "
+                           "zipping")
+    for info in entries:
         name = info.filename
         _check_name(name, archive)
-        if name in seen_names:
-            raise ArchiveError(f"{archive}: member {name!r} appears twice; rebuild the zip without duplicates")
-        seen_names.add(name)
+        path = _normalised(name)
+        if path in seen_paths:
+            clash = "appears twice" if seen_paths[path] == name else f"lands on the same path as {seen_paths[path]!r}"
+            raise ArchiveError(f"{archive}: member {name!r} {clash}; rebuild the zip without duplicates")
+        seen_paths[path] = name
+        for depth in range(1, len(path) - (0 if info.is_dir() else 1) + 1):
+            folders.setdefault(path[:depth], name)
         _check_entry_type(info, archive)
         if info.is_dir() or is_os_metadata(name):
             continue
         _check_extension(name, archive)
         if info.flag_bits & 0x1:
             raise ArchiveError(f"{archive}: member {name!r} is encrypted; upload an unencrypted zip")
+        _check_compression(info, archive)
         _check_ratio(name, info.file_size, info.compress_size, archive, limits)
         members.append(info)
         total_bytes += info.file_size
-        if len(members) > limits.max_files:
-            raise ArchiveError(f"{archive} holds more than {limits.max_files} images (ArchiveLimits.max_files); "
-                               "sample fewer images per class before zipping")
+        total_compressed += info.compress_size
         if total_bytes > limits.max_total_bytes:
             raise ArchiveError(f"{archive} expands to more than {limits.max_total_bytes} bytes "
                                "(ArchiveLimits.max_total_bytes); upload fewer or smaller images")
+    for info in members:
+        path = _normalised(info.filename)
+        if path in folders:
+            raise ArchiveError(f"{archive}: member {info.filename!r} is a file, but {folders[path]!r} uses the same "
+                               "name as a folder; rename one of them")
+    _check_total_ratio(total_bytes, total_compressed, archive, limits)
     if not members:
         raise ArchiveError(f"{archive} holds no image files ({_accepted_extensions()}); zip class folders of images")
     return members
+
+
+def _normalised(name: str) -> tuple[str, ...]:
+    """The path a member lands on: its parts without empty and ``.`` parts (``a//./b/`` → ``("a", "b")``)."""
+    return tuple(part for part in name.split("/") if part not in ("", "."))
+
+
+def _check_compression(info: zipfile.ZipInfo, archive: Path) -> None:
+    if info.compress_type not in SUPPORTED_COMPRESSION:
+        method = _COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
+        raise ArchiveError(f"{archive}: member {info.filename!r} is compressed with {method}, which cannot be read "
+                           f"here; re-zip with standard Deflate (e.g. `zip -r data.zip folder`, or 7-Zip with "
+                           "Deflate; Windows' 'Send to > Compressed folder' uses Deflate64 for large folders)")
+
+
+def _check_total_ratio(uncompressed: int, compressed: int, archive: Path, limits: ArchiveLimits) -> None:
+    if uncompressed > limits.ratio_check_min_bytes and uncompressed > limits.max_compression_ratio * compressed:
+        raise ArchiveError(f"{archive}: its images expand from {compressed} to {uncompressed} bytes in all, more "
+                           f"than {limits.max_compression_ratio:g} times (ArchiveLimits.max_compression_ratio); "
+                           "this looks like a zip bomb")
 
 
 def _check_name(name: str, archive: Path) -> None:
@@ -118,6 +195,12 @@ def _check_name(name: str, archive: Path) -> None:
                            "zip with paths relative to the archive root")
     if ".." in path.parts:
         raise ArchiveError(f"{archive}: member {name!r} points outside the archive ('..'); refusing to extract")
+    long_parts = [part for part in path.parts if len(part.encode("utf-8", "surrogateescape"))
+                  > _MAX_NAME_COMPONENT_BYTES]
+    if long_parts:
+        raise ArchiveError(f"{archive}: member {name[:80]!r}... has a name part of "
+                           f"{len(long_parts[0].encode('utf-8', 'surrogateescape'))} bytes, more than the "
+                           f"{_MAX_NAME_COMPONENT_BYTES} file systems accept; shorten it")
 
 
 def _check_entry_type(info: zipfile.ZipInfo, archive: Path) -> None:
@@ -161,8 +244,9 @@ def _accepted_extensions() -> str:
 
 def _extract(zip_file: zipfile.ZipFile, members: list[zipfile.ZipInfo], archive: Path, destination: Path,
              limits: ArchiveLimits) -> list[Path]:
-    extracted, total_bytes = [], 0
+    extracted, total_bytes, total_compressed = [], 0, 0
     for info in members:
+        total_compressed += info.compress_size
         target = destination.joinpath(*PurePosixPath(info.filename).parts).resolve()
         if not target.is_relative_to(destination):
             raise ArchiveError(f"{archive}: member {info.filename!r} resolves outside {destination}; refusing it")
@@ -180,6 +264,7 @@ def _extract(zip_file: zipfile.ZipFile, members: list[zipfile.ZipInfo], archive:
                     raise ArchiveError(f"{archive} expands to more than {limits.max_total_bytes} bytes "
                                        "(ArchiveLimits.max_total_bytes); upload fewer or smaller images")
                 _check_ratio(info.filename, written, info.compress_size, archive, limits)
+                _check_total_ratio(total_bytes, total_compressed, archive, limits)
                 sink.write(chunk)
         _check_image(target, info.filename, archive)
         extracted.append(target)

@@ -75,7 +75,7 @@ def test_refuses_links_and_special_files(tmp_path, file_type, message):
 
 def test_refuses_more_files_than_the_limit_before_extracting(tmp_path):
     archive = write_zip(tmp_path / "upload.zip", {f"cats/{index}.png": png_bytes(index) for index in range(4)})
-    with pytest.raises(ArchiveError, match="more than 3 images"):
+    with pytest.raises(ArchiveError, match="holds 4 entries .* more than 3"):
         extract_image_archive(archive, tmp_path / "out", ArchiveLimits(max_files=3))
     assert not (tmp_path / "out").exists()
     assert len(extract_image_archive(archive, tmp_path / "out", ArchiveLimits(max_files=4))) == 4
@@ -171,3 +171,73 @@ def test_refuses_an_archive_without_images(tmp_path):
     archive = write_zip(tmp_path / "upload.zip", {"__MACOSX/._x.png": b"meta", ".DS_Store": b"meta"})
     with pytest.raises(ArchiveError, match="no image files"):
         extract_image_archive(archive, tmp_path / "out")
+
+
+# -- issue 13: entries, names and compressions that used to crash or slip through ---------------------------------
+
+
+def test_every_entry_counts_against_max_files_folders_and_metadata_too(tmp_path):
+    members = {f"cats/empty{index}/": b"" for index in range(5)} | {"cats/a.png": png_bytes()}
+    members |= {f"__MACOSX/._{index}": b"m" for index in range(5)}
+    archive = write_zip(tmp_path / "upload.zip", members, file_types={name: stat.S_IFDIR for name in members
+                                                                        if name.endswith("/")})
+    with pytest.raises(ArchiveError, match="holds 11 entries \\(files, folders and metadata\\), more than 10"):
+        extract_image_archive(archive, tmp_path / "out", ArchiveLimits(max_files=10))
+    assert not (tmp_path / "out").exists()
+
+
+def test_many_members_just_under_the_member_ratio_check_are_refused_as_a_whole(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (590, 590), (9, 9, 9)).save(buffer, "BMP")  # one colour, just under 1 MiB
+    flat = buffer.getvalue()
+    assert len(flat) < ArchiveLimits().ratio_check_min_bytes  # so no member alone is ratio-checked
+    archive = write_zip(tmp_path / "upload.zip", {f"cats/{index}.bmp": flat for index in range(4)})
+    with pytest.raises(ArchiveError, match="images expand from .* bytes in all, more than 200 times"):
+        extract_image_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    two = write_zip(tmp_path / "two.zip", {"cats/0.bmp": flat})
+    assert len(extract_image_archive(two, tmp_path / "out")) == 1  # under 1 MiB in all: not ratio-checked
+
+
+@pytest.mark.parametrize("twin", ["cats/./a.png", "cats//a.png", "./cats/a.png"])
+def test_members_landing_on_the_same_path_are_refused(tmp_path, twin):
+    archive = write_zip(tmp_path / "upload.zip", {"cats/a.png": png_bytes(1), twin: png_bytes(2)})
+    with pytest.raises(ArchiveError, match="lands on the same path as 'cats/a.png'"):
+        extract_image_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("order", [("cats/a.png", "cats/a.png/b.png"), ("cats/a.png/b.png", "cats/a.png")])
+def test_a_file_named_like_a_folder_is_refused(tmp_path, order):
+    archive = write_zip(tmp_path / "upload.zip", {name: png_bytes() for name in order})
+    with pytest.raises(ArchiveError, match="'cats/a.png' is a file, but 'cats/a.png/b.png' uses the same name"):
+        extract_image_archive(archive, tmp_path / "out")
+
+
+def test_a_name_part_over_255_bytes_is_refused(tmp_path):
+    archive = write_zip(tmp_path / "upload.zip", {"cats/" + "é" * 128 + ".png": png_bytes()})
+    with pytest.raises(ArchiveError, match="name part of 260 bytes, more than the 255"):
+        extract_image_archive(archive, tmp_path / "out")
+
+
+def test_a_deflate64_member_is_refused_with_the_way_to_rezip(tmp_path):
+    path = write_zip(tmp_path / "upload.zip", {"cats/a.png": png_bytes()}, compression=zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    for signature, method_offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local header, central entry
+        at = data.index(signature)
+        data[at + method_offset:at + method_offset + 2] = (9).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="'cats/a.png' is compressed with Deflate64.*re-zip with standard Deflate"):
+        extract_image_archive(path, tmp_path / "out")
+
+
+def test_a_name_flagged_utf8_that_is_not_is_named_escaped(tmp_path):
+    path = write_zip(tmp_path / "upload.zip", {"cats/ab.png": png_bytes()})
+    data = path.read_bytes().replace(b"cats/ab.png", b"cats/a\xff.png")
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.index(signature)
+        flags = int.from_bytes(data[at + flag_offset:at + flag_offset + 2], "little") | 0x800
+        data = data[:at + flag_offset] + flags.to_bytes(2, "little") + data[at + flag_offset + 2:]
+    path.write_bytes(data)
+    with pytest.raises(ArchiveError, match=r"upload.zip: member name 'cats/a\\\\xff.png' is flagged UTF-8"):
+        extract_image_archive(path, tmp_path / "out")
