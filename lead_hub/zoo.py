@@ -15,6 +15,11 @@ network is larger than the real one) and ``note``::
 A relative ``local-dir:`` path resolves against ``base_dir``, which is itself relative to the zoo file and
 defaults to the file's folder; the shipped zoos set ``base_dir: ..``, the repository root, so their paths read
 as paths from the repository root whatever the working directory.
+
+A zoo file may come from anyone, so it is read defensively: at most ``MAX_ZOO_FILE_BYTES``, YAML aliases and
+anchors refused (a few hundred bytes of nested aliases expand to gigabytes), every field type-checked and its
+length bounded (``FIELD_MAX_CHARS``), at most ``MAX_ZOO_MODELS`` models; a YAML syntax error is one line naming
+``file:line``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,23 @@ ZOO_DIR = Path(__file__).resolve().parents[1] / "model_zoos"
 LOCAL_DIR_PREFIX = "local-dir:"
 _ENTRY_KEYS = {"id", "revision", "label", "params", "note"}
 _ZOO_KEYS = {"name", "description", "base_dir", "models"}
+MAX_ZOO_FILE_BYTES = 1024**2
+MAX_ZOO_MODELS = 1000
+MAX_PARAMS = 10**13
+FIELD_MAX_CHARS = {"name": 200, "description": 5000, "base_dir": 1000, "id": 1000, "revision": 200, "label": 200,
+                   "note": 2000}
+"""The longest string each zoo field may hold."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases: a zoo never needs them, and nested ones are a memory bomb."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"line {mark.line + 1}: YAML aliases (*name) are not accepted in a zoo file; "
+                                 "write each value out")
+        return super().compose_node(parent, index)
 
 
 @dataclass(frozen=True)
@@ -90,12 +112,16 @@ def zoo_names() -> list[str]:
 def load_zoo(name_or_path: str | Path) -> Zoo:
     """Read and validate a zoo by shipped name or by path; ValueError names the bad entry and the fix."""
     path = zoo_path(name_or_path)
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = _read_yaml(path)
     if not isinstance(document, dict) or not isinstance(document.get("models"), list):
         raise ValueError(f"zoo file {path}: expected a mapping with a 'models' list")
     unknown = set(document) - _ZOO_KEYS
     if unknown:
-        raise ValueError(f"zoo file {path}: unknown keys {sorted(unknown)}; allowed: {sorted(_ZOO_KEYS)}")
+        raise ValueError(f"zoo file {path}: unknown keys {sorted(map(str, unknown))}; allowed: {sorted(_ZOO_KEYS)}")
+    for key in ("name", "description", "base_dir"):
+        _check_text(document.get(key), key, f"zoo file {path}")
+    if len(document["models"]) > MAX_ZOO_MODELS:
+        raise ValueError(f"zoo file {path}: {len(document['models'])} models, more than {MAX_ZOO_MODELS}; split it")
     base_dir = (path.parent / str(document.get("base_dir", "."))).resolve()
     entries = tuple(_read_entry(raw, base_dir, f"zoo file {path}, model {index}")
                     for index, raw in enumerate(document["models"]))
@@ -105,6 +131,39 @@ def load_zoo(name_or_path: str | Path) -> Zoo:
             raise ValueError(f"zoo file {path}: model {entry.model_id!r} is listed twice")
         seen.add(entry.model_id or "")
     return Zoo(str(document.get("name", path.stem)), str(document.get("description", "")).strip(), path, entries)
+
+
+def _read_yaml(path: Path):
+    """The YAML document of ``path``, within MAX_ZOO_FILE_BYTES and without aliases; errors are one line."""
+    size = path.stat().st_size
+    if size > MAX_ZOO_FILE_BYTES:
+        raise ValueError(f"zoo file {path} is {size:,} bytes, more than {MAX_ZOO_FILE_BYTES:,}; a zoo lists models, "
+                         "it should be a few kilobytes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"zoo file {path} is not UTF-8 text ({error.reason} at byte {error.start})") from error
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        raise ValueError(f"zoo file {path}{line}: YAML syntax error: {problem} (tabs cannot indent YAML; use spaces)"
+                         if "\t" in text else f"zoo file {path}{line}: YAML syntax error: {problem}") from error
+    except yaml.YAMLError as error:
+        raise ValueError(f"zoo file {path}:{str(error).removeprefix('line ')}") from error
+
+
+def _check_text(value, key: str, where: str) -> None:
+    """A zoo string field: None, or a string of at most FIELD_MAX_CHARS[key] characters."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: '{key}' must be a string, got {type(value).__name__} {str(value)[:60]!r}")
+    if len(value) > FIELD_MAX_CHARS[key]:
+        raise ValueError(f"{where}: '{key}' is {len(value):,} characters, more than {FIELD_MAX_CHARS[key]:,}; "
+                         "shorten it")
 
 
 def search_zoo(query: str | None, *, limit: int = 10, library: str | None = None, min_params: int | None = None,
@@ -144,20 +203,25 @@ def _read_entry(raw: object, base_dir: Path, where: str) -> ZooEntry:
                          f"got {raw!r}")
     unknown = set(raw) - _ENTRY_KEYS
     if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_ENTRY_KEYS)}")
+        raise ValueError(f"{where}: unknown keys {sorted(map(str, unknown))}; allowed: {sorted(_ENTRY_KEYS)}")
     model_id = raw["id"]
     if model_id is not None and (not isinstance(model_id, str) or not model_id.strip()):
-        raise ValueError(f"{where}: 'id' must be a non-empty string or null, got {model_id!r}")
+        raise ValueError(f"{where}: 'id' must be a non-empty string or null, got {str(model_id)[:60]!r}")
+    if isinstance(raw.get("revision"), (int, float)) and not isinstance(raw.get("revision"), bool):
+        raw = {**raw, "revision": str(raw["revision"])}  # an unquoted tag such as 1.0 or 2
+    for key in ("id", "revision", "label", "note"):
+        _check_text(raw.get(key), key, where)
     if model_id is None and not raw.get("note"):
         raise ValueError(f"{where}: an entry without an id needs a 'note' saying why and where the weights are")
     params = raw.get("params")
-    if params is not None and (not isinstance(params, int) or isinstance(params, bool) or params <= 0):
-        raise ValueError(f"{where}: 'params' must be a positive integer (the true parameter count), got {params!r}")
+    if params is not None and (not isinstance(params, int) or isinstance(params, bool) or not 0 < params <= MAX_PARAMS):
+        raise ValueError(f"{where}: 'params' must be a positive integer up to {MAX_PARAMS:.0e} (the true parameter "
+                         f"count), got {str(params)[:60]!r}")
     revision = raw.get("revision")
     return ZooEntry(
         model_id=model_id,
         load_id=None if model_id is None else resolve_local_dir(model_id, base_dir),
-        revision=None if revision is None else str(revision),
+        revision=revision,
         label=raw.get("label"),
         params=params,
         note=raw.get("note"),

@@ -84,3 +84,51 @@ def test_zoo_command_lists_and_shows(capsys):
     assert all(name in listing for name in zoo_names())
     assert main(["zoo", "show", str(ZOO_DIR / "demo.yaml")]) == 0
     assert "mlperf_vww" in capsys.readouterr().out
+
+
+# -- issue 13: zoo files that lie ---------------------------------------------------------------------------------
+
+ALIAS_BOMB = """name: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+models: [*c]
+"""
+
+
+@pytest.mark.parametrize("body, message", [
+    ("name: demo\nmodels:\n  - id: a\n  label: [unclosed\n", r"bad.yaml:4: YAML syntax error: "),
+    ("name: demo\nmodels:\n\t- id: a\n", r"bad.yaml:3: YAML syntax error: .*tabs cannot indent YAML; use spaces"),
+    (ALIAS_BOMB, r"bad.yaml:2: YAML aliases \(\*name\) are not accepted"),
+    ("name: [1, 2]\nmodels: []\n", "'name' must be a string, got list"),
+    ("name: " + "n" * 201 + "\nmodels: []\n", "'name' is 201 characters, more than 200"),
+    ("models:\n  - id: a\n    label: {x: 1}\n", "model 0: 'label' must be a string, got dict"),
+    ("models:\n  - id: a\n    note: " + "n" * 2001 + "\n", "'note' is 2,001 characters"),
+    ("models:\n  - id: a\n    params: 100000000000000000\n", "'params' must be a positive integer up to"),
+    ("models:\n  - id: a\n    revision: [main]\n", "'revision' must be a string, got list"),
+    ("models:\n" + "  - id: m\n" * 1001, "1001 models, more than 1000"),
+])
+def test_hostile_or_broken_zoo_files_get_one_line(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ValueError, match=message) as error:
+        load_zoo(path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_numeric_revision_is_read_as_its_text_and_an_oversized_file_is_refused(tmp_path):
+    path = tmp_path / "zoo.yaml"
+    path.write_text("models:\n  - id: timm/resnet18.a1_in1k\n    revision: 2\n")
+    assert load_zoo(path).entries[0].revision == "2"
+    path.write_text("models: []\n" + "#" * (1024**2))
+    with pytest.raises(ValueError, match="more than 1,048,576; a zoo lists models"):
+        load_zoo(path)
+
+
+def test_zoo_yaml_errors_reach_the_cli_as_one_line(tmp_path, capsys):
+    from lead_hub.cli import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("models:\n\t- id: a\n")
+    assert main(["zoo", "show", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "bad.yaml:2: YAML syntax error" in error
