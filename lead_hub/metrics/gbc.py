@@ -12,6 +12,14 @@ Higher (closer to 0) is better, no sign change. ``gaussian="spherical"`` (defaul
 mean over dimensions, a scalar σ²_c; as in the reference code, the log-determinant term is then counted once,
 not once per dimension: ½ [log σ̄² − ½ log σ²_a − ½ log σ²_b]. ``gaussian="diagonal"`` keeps per-dimension
 variances. The 1e-4 floor is absolute, so very small feature scales hit it. ``seed`` drives the randomized PCA.
+
+Always min(``pca_dims``, D) components, as in the reference (scikit-learn's ``PCA(n_components=64)``): when fewer
+dimensions vary (zero-padded or low-rank features), the components beyond the features' rank carry zero
+variance, which the floor turns into 1e-4 in every class. They add nothing to the mean term but pull the
+spherical variance σ²_c towards the floor, so a model is scored the same whether its empty dimensions are exactly
+zero or carry negligible noise (dropping them instead, as an earlier version did, moved a padded model from
+−3.38 to −0.25 when 1e-3 noise was added to its zero dimensions, and changed which of a padded and a full-rank
+model ranks first).
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ def gbc(features, labels, *, source_logits=None, seed: int = 0, pca_dims: int = 
     checked = check_inputs(features, labels, source_logits, metric="gbc")
     labels, num_classes = checked.labels, checked.num_classes
     projected = principal_axes(checked.features, count=pca_dims, seed=seed).project(checked.features)
+    components = min(pca_dims, checked.features.shape[1])
+    projected = np.pad(projected, ((0, 0), (0, components - projected.shape[1])))  # zero-variance components
     stats = class_statistics(projected, labels, num_classes)
     squared_deviations = one_hot(labels, num_classes).T @ (projected - stats.means[labels]) ** 2
     variances = np.maximum(squared_deviations / stats.counts[:, None], VARIANCE_FLOOR)
