@@ -1,6 +1,6 @@
 """PACTran-Gauss (Ding et al., ECCV 2022): PAC-Bayesian bound of a linear softmax head with a Gaussian prior.
 
-With features centred by their mean (as in the copy of the reference in the ETran repository), one-hot labels
+With features centred by their mean (as in the authors' later version and the ETran repository's copy), one-hot labels
 Y (N×K), a linear head θ = (W ∈ R^{D×K}, b ∈ R^K) and λ = ``prior_factor`` = 1:
 
     loss(θ) = (1/N) Σ_i CE(y_i, softmax(x_iᵀW + b)) + ‖W‖² / (2 λ N)
@@ -14,9 +14,12 @@ h = [Σ_i x_id² p_ik(1 − p_ik) + 1/(λN)]_{d,k} ∪ [Σ_i p_ik(1 − p_ik)]_k
     PACTran-Gauss = loss(θ*) + (D·K)/(2 λ N) · (s / D) · log σ⁻²,   s = ``variance_factor`` = 10.
 
 This is a bound on the risk, so lower is better; the **score is its negative** (higher is better).
-``variance_factor`` 10 is the first of the values the authors' code reports for λ = 1 (the ETran repository's copy
-uses 100). Float64 throughout; constant and all-zero dimensions get zero gradient and add only their 1/(λN) prior
-curvature to h. Deterministic; ``seed`` is accepted for the common signature and unused.
+``variance_factor`` s = 10 is one of the values the authors' code (google-research/pactran_metrics,
+``compute_metrics.py``) reports for λ = 1, in both of its versions: the first commit reports s ∈ {10, 1, 0.1}
+(10 first) on uncentred features; the later version centres the features (as here) and reports s ∈ {100, 10},
+marking the first, 100, as the metric, which is also the value of the ETran repository's copy. lead_hub keeps
+10; ``variance_factor=100`` gives the later version's headline value. Float64 throughout; constant and all-zero
+dimensions get zero gradient and add only their 1/(λN) prior curvature to h. Deterministic; ``seed`` is accepted for the common signature and unused.
 """
 
 from __future__ import annotations
