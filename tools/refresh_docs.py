@@ -1,0 +1,110 @@
+"""Regenerate the figures the README shows from the current code, so that none of them goes stale.
+
+    python tools/refresh_docs.py                # rerun the README's demo command, rewrite its output block
+    python tools/refresh_docs.py --screenshot   # also redraw space/screenshot.png in a real browser
+
+The demo block is the stdout of :data:`DEMO_COMMAND`, run exactly as the README prints it, in a fresh temporary
+folder (so with an empty feature cache, as in a new clone), at a fixed console width of :data:`CONSOLE_COLUMNS`.
+``tests/test_readme_demo.py`` reruns the same ranking and checks the block's model order and scores against it.
+
+The screenshot comes from the Space's browser test (``tests/test_space_browser.py``: headless Debian chromium
+driven by Playwright, see ``space/ci_setup.sh``), which copies its screenshot of the ranked demo over
+``space/screenshot.png`` when ``LEAD_HUB_UPDATE_SCREENSHOT=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+README = REPOSITORY_ROOT / "README.md"
+DEMO_COMMAND = ("lead-hub", "rank", "--zoo", "demo", "--dataset", "demo", "--image-size", "64")
+"""The README's demo command, word for word."""
+CONSOLE_COLUMNS = 100
+BEGIN, END = "<!-- demo-output: begin -->", "<!-- demo-output: end -->"
+_ROW = re.compile(r"^\s*(\d+)\s+(\S+)\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class DemoRow:
+    """One ranked row of a printed leaderboard: its rank, model name and primary score as printed."""
+
+    rank: int
+    model: str
+    score: str
+
+
+def run_demo_command() -> str:
+    """Stdout of :data:`DEMO_COMMAND` in a new temporary folder, lines stripped of trailing blanks."""
+    environment = {**os.environ, "COLUMNS": str(CONSOLE_COLUMNS), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "lead_hub.cli", *DEMO_COMMAND[1:]]
+    with tempfile.TemporaryDirectory(prefix="lead_hub_readme_demo_") as folder:
+        finished = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"{' '.join(DEMO_COMMAND)} failed (exit {finished.returncode}):\n{finished.stderr}")
+    return "\n".join(line.rstrip() for line in finished.stdout.splitlines()).strip("\n")
+
+
+def demo_block(readme_text: str) -> str:
+    """The text between the README's demo-output markers, without the code fence."""
+    start, end = readme_text.index(BEGIN) + len(BEGIN), readme_text.index(END)
+    return re.sub(r"^\s*```text\n|```\s*$", "", readme_text[start:end].strip("\n"))
+
+
+def with_demo_block(readme_text: str, output: str) -> str:
+    """``readme_text`` with the demo-output block replaced by ``output`` in a text fence."""
+    start, end = readme_text.index(BEGIN) + len(BEGIN), readme_text.index(END)
+    return f"{readme_text[:start]}\n```text\n{output}\n```\n{readme_text[end:]}"
+
+
+def ranked_rows(printed: str, metric: str = "lead") -> list[DemoRow]:
+    """The ranked rows of a printed leaderboard: rank, model name and the ``metric`` column as printed.
+
+    The header row names the columns; a ranked row starts with its rank and the model's name, and its cells
+    follow in the header's order (single words, as ``lead-hub rank`` prints them: names are never wrapped)."""
+    lines = printed.splitlines()
+    header = next(line.split() for line in lines if line.split()[:2] == ["rank", "model"])
+    column = header.index(metric)
+    rows = []
+    for line in lines:
+        match = _ROW.match(line)
+        if match:
+            cells = [match.group(1), match.group(2), *match.group(3).split()]
+            rows.append(DemoRow(int(cells[0]), cells[1], cells[column]))
+    return rows
+
+
+def refresh_demo_block() -> None:
+    output = run_demo_command()
+    if not ranked_rows(output):
+        raise RuntimeError(f"no ranked row in the output of {' '.join(DEMO_COMMAND)}:\n{output}")
+    README.write_text(with_demo_block(README.read_text(encoding="utf-8"), output), encoding="utf-8")
+    print(f"README.md: demo output rewritten\n{output}")
+
+
+def refresh_screenshot() -> None:
+    environment = {**os.environ, "LEAD_HUB_UPDATE_SCREENSHOT": "1", "LEAD_HUB_REQUIRE_BROWSER": "1"}
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_space_browser.py"], cwd=REPOSITORY_ROOT,
+                   env=environment, check=True)
+    print("space/screenshot.png redrawn")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--screenshot", action="store_true",
+                        help="also redraw space/screenshot.png with the Space's browser test")
+    arguments = parser.parse_args()
+    refresh_demo_block()
+    if arguments.screenshot:
+        refresh_screenshot()
+
+
+if __name__ == "__main__":
+    main()
