@@ -25,6 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lead_hub import metrics as metric_registry
+from lead_hub.decoding import error_line
 from lead_hub import network
 from lead_hub.leaderboard import Leaderboard
 from lead_hub.zoo import Zoo, ZooEntry, load_zoo, zoo_path
@@ -67,6 +68,9 @@ def rank(
     batch_size: int = 64,
     dataset_revision: str | None = None,
     precision: str = "float32",
+    strict: bool = False,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> Leaderboard:
     """Score every candidate model on ``dataset`` and return them ranked by the first of ``metrics``.
 
@@ -89,6 +93,10 @@ def rank(
     (``return_diagnostics``), in ``Leaderboard.per_class``. ``precision`` is the feature extraction's
     (``"float32"``, or ``"bfloat16"`` autocast: faster on a GPU, slightly different features; see
     :mod:`lead_hub.features`), the same for every model and recorded in the provenance.
+
+    Every sampled image is decode-checked before any model loads: unusable ones are skipped with a warning and
+    listed in the provenance (``skipped_images``), or with ``strict=True`` stop the ranking with an error naming
+    them. ``image_column`` and ``label_column`` name the columns of a parquet or Hub dataset (see ``load_images``).
     """
     from lead_hub.data import load_images
 
@@ -98,7 +106,8 @@ def rank(
     options = _metric_options(metric_names, metric_options)
     source = resolve_dataset(dataset)
     images = load_images(source, split=split, samples_per_class=samples_per_class, max_samples=max_samples,
-                         seed=seed, revision=dataset_revision)
+                         seed=seed, revision=dataset_revision, strict=strict, image_column=image_column,
+                         label_column=label_column)
     # A Hub dataset pinned to a commit is named by its provenance; a local file by a hash of its images' bytes
     # (extract_many's default), so editing the file invalidates the cache.
     cache_key = None if images.revision is None else images.provenance()
@@ -110,6 +119,7 @@ def rank(
         "samples": len(images),
         "num_classes": len(images.class_names),
         "class_names": list(images.class_names),
+        "skipped_images": [f"{name} {reason}" for name, reason in images.skipped],
         "samples_per_class": samples_per_class,
         "max_samples": max_samples,
         "seed": seed,
@@ -180,8 +190,19 @@ def resolve_candidates(models: str | Path | Zoo | Sequence[str | ZooEntry]) -> t
 
 
 def resolve_dataset(dataset: str | Path) -> str | Path:
-    """The source behind a dataset alias (``demo``); any other value unchanged."""
-    return DATASET_ALIASES.get(str(dataset), dataset)
+    """The source behind a dataset alias (``demo``); any other value unchanged.
+
+    An alias that is also an existing path of the working directory (a folder ``./demo`` of the user's own) keeps
+    meaning the built-in sample, with a warning saying so and how to rank the path instead.
+    """
+    if str(dataset) not in DATASET_ALIASES:
+        return dataset
+    alias = DATASET_ALIASES[str(dataset)]
+    local = Path(str(dataset))
+    if local.exists() and local.resolve() not in (alias.resolve(), alias.resolve().parent):
+        logger.warning("dataset %r means the built-in sample %s; %s also exists here: pass ./%s to rank it instead",
+                       str(dataset), alias.name, local.resolve(), dataset)
+    return alias
 
 
 def library_versions() -> dict[str, str]:
@@ -244,7 +265,7 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
             return _ModelResult(row, None, ["not loaded: the Hub could not be reached and the model is not in the "
                                             "local Hugging Face cache"])
         logger.warning("%s: feature extraction failed: %s", candidate.model_id, error)
-        return _ModelResult(row, None, [f"feature extraction failed: {type(error).__name__}: {error}"])
+        return _ModelResult(row, None, [f"feature extraction failed: {type(error).__name__}: {error_line(error)}"])
     row.update(model_revision=extracted.revision, feature_dim=extracted.features.shape[1],
                num_params=extracted.model.get("num_parameters"), extract_seconds=time.perf_counter() - started)
     notes = ["features read from the cache"] if extracted.from_cache else []
@@ -269,7 +290,7 @@ def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, pe
         result.notes.append(f"{name}: not applicable ({error})")
     except Exception as error:  # noqa: BLE001 - a metric failing on one model must not end the ranking
         logger.warning("%s: metric %s failed: %s", model_id, name, error)
-        result.notes.append(f"{name} failed: {type(error).__name__}: {error}")
+        result.notes.append(f"{name} failed: {type(error).__name__}: {error_line(error)}")
     result.row["score_seconds"] += time.perf_counter() - started
     return [] if diagnostics is None else _per_class_rows(name, model_id, diagnostics, result.inputs["labels"],
                                                           class_names)
@@ -293,7 +314,7 @@ def _score_set(name: str, options: dict, results: dict[str, _ModelResult]) -> No
         scores = metric_registry.score_model_set(name, inputs, **options)
     except Exception as error:  # noqa: BLE001 - the per-model metrics already computed must survive
         logger.warning("set-relative metric %s failed: %s", name, error)
-        scores, failure = {}, f"{name} failed on the model set: {type(error).__name__}: {error}"
+        scores, failure = {}, f"{name} failed on the model set: {type(error).__name__}: {error_line(error)}"
         for model_id in inputs:
             results[model_id].notes.append(failure)
     share = (time.perf_counter() - started) / len(inputs)

@@ -30,6 +30,11 @@ def push(arguments: argparse.Namespace) -> int:
     from lead_hub.hub import HubError, push_leaderboard
     from lead_hub.leaderboard import Leaderboard
 
+    if arguments.results.is_dir():
+        saved = [arguments.results / name for name in ("leaderboard.parquet", "leaderboard.json")
+                 if (arguments.results / name).is_file()]
+        hint = f"e.g. {saved[0]}" if saved else "leaderboard.parquet or .json as written by lead-hub rank --output"
+        raise ValueError(f"{arguments.results} is a folder; pass the saved leaderboard file inside it ({hint})")
     board = Leaderboard.load(arguments.results)
     try:
         result = push_leaderboard(board.table, board.provenance, arguments.repo_id, create_pr=arguments.create_pr,

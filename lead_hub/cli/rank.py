@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="Hub dataset id, .parquet file or folder, image folder, .zip, or 'demo' (the embedded "
                              "EuroSAT sample)")
     parser.add_argument("--split", default="train", help="dataset split (default: train)")
+    parser.add_argument("--image-column", metavar="NAME",
+                        help="the image column of a parquet or Hub dataset (default: the one typed Image)")
+    parser.add_argument("--label-column", metavar="NAME",
+                        help="the label column of a parquet or Hub dataset (default: the ClassLabel column, else "
+                             "one named label/labels)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop when a sampled image does not decode (default: skip it with a warning, listed "
+                             "in the provenance)")
     parser.add_argument("--dataset-revision", help="branch, tag or commit of a Hub dataset")
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument("--samples-per-class", type=int, help="images drawn per class (default: all)")
@@ -65,6 +74,8 @@ def run_rank(arguments: argparse.Namespace) -> int:
     from lead_hub.ranking import rank
     from lead_hub.zoo import search_zoo
 
+    if arguments.output is not None:
+        check_output_folder(arguments.output)
     if arguments.search is not None:
         models = search_zoo(arguments.search, limit=arguments.search_limit, library=arguments.library)
     else:
@@ -85,6 +96,9 @@ def run_rank(arguments: argparse.Namespace) -> int:
         batch_size=arguments.batch_size,
         dataset_revision=arguments.dataset_revision,
         precision=arguments.precision,
+        strict=arguments.strict,
+        image_column=arguments.image_column,
+        label_column=arguments.label_column,
     )
     console = Console()
     console.print(board)
@@ -108,6 +122,21 @@ def _why_none_scored() -> str:
     return (f"{found.describe()}, so models and datasets came only from the local Hugging Face cache. Check the "
             "network (and HF_ENDPOINT), or set HF_HUB_OFFLINE=1 and rank models that are cached or local "
             "(local-dir:<folder>)")
+
+
+def check_output_folder(folder: Path) -> None:
+    """Raise ValueError (before any ranking) unless ``folder`` is, or can be created as, a writable folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        raise ValueError(f"--output {folder} is an existing file; pass a folder (it will hold leaderboard.csv, "
+                         ".json, .parquet, .md and .png)")
+    if not existing.is_dir():
+        raise ValueError(f"--output {folder}: {existing} is a file, so the folder cannot be created there; pass "
+                         "another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--output {folder}: {existing} is not writable; pass a folder you can write to")
 
 
 def parse_metric_options(items: list[str]) -> dict[str, dict]:
