@@ -32,6 +32,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
+from lead_hub import network
 from lead_hub.data import LabeledImages
 from lead_hub.decoding import (DEFAULT_DECODE_LIMITS, DecodeLimits, ImageDecodeError, decode_image,
                                error_line)
@@ -149,7 +150,8 @@ def extract_many(
             result = _extract_by_id(model_id, revisions.get(model_id), images, image_size, batch_size, num_workers,
                                     cache_dir, dataset_identity, progress, precision)
         except Exception as error:  # noqa: BLE001 - one failing model must not hide the others' results
-            logger.warning("feature extraction failed for %s: %s", model_id, error)
+            if not network.is_outage(error):  # an unreachable Hub is reported once, by lead_hub.network
+                logger.warning("feature extraction failed for %s: %s", model_id, error)
             if on_error == "raise" and state.num_processes == 1:
                 raise
             outcomes.append((model_id, None, f"{type(error).__name__}: {error}"))

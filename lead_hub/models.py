@@ -42,6 +42,8 @@ import transformers
 from PIL import Image
 from torchvision import transforms
 
+from lead_hub import network
+
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
@@ -149,6 +151,7 @@ class Backbone:
         }
 
 
+@network.one_run()  # a Hub that cannot be reached is given up at its first failure (lead_hub.network)
 def load_backbone(model_id: str, *, revision: str | None = None, image_size: int | None = None) -> Backbone:
     """Resolve ``model_id`` (see the module docstring) to a :class:`Backbone` in eval mode on the CPU.
 
@@ -166,6 +169,7 @@ def load_backbone(model_id: str, *, revision: str | None = None, image_size: int
     return _transformers_backbone(source, image_size)
 
 
+@network.one_run()
 def resolve_revision(model_id: str, *, revision: str | None = None) -> str:
     """The revision :func:`load_backbone` would record for ``model_id``, without loading any weights.
 

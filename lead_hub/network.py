@@ -11,14 +11,16 @@ the one place where lead_hub's network policy lives:
   k+1 with ``d_k = min(8, LEAD_HUB_HUB_RETRY_WAIT_S · 2^(k-1))`` (default 1 s; a ``Retry-After`` up to 8 s is
   honoured). The last failing answer is raised as huggingface_hub's ``HfHubHTTPError``, which huggingface_hub's own
   back-off does not retry, so retries never stack: at most ``LEAD_HUB_HUB_ATTEMPTS`` requests per call.
-* **Offline after the first failure.** Inside a run, the first request that cannot reach the Hub (refused, reset,
-  timed out) or that keeps failing after its retries makes the rest of the run skip the network: one warning line
+* **Offline after the first failure.** Inside a run, the first request to the Hub (``HF_ENDPOINT``, or a
+  ``*.hf.co`` / ``*.huggingface.co`` download host) that cannot reach it (refused, reset, timed out) or that keeps
+  failing after its retries makes the rest of the run skip the network: one warning line
   names the cause and suggests ``HF_HUB_OFFLINE=1``, and every later request raises :class:`HubUnreachableError`
   at once without touching the network. It is an ``OfflineModeIsEnabled``, so huggingface_hub falls back to the
   local cache exactly as it does with ``HF_HUB_OFFLINE=1``: cached models and datasets still load.
 * **No token in server text.** The bearer token of a request is replaced by ``hf_***`` in the body and headers of
   every error answer before any library reads them, so no message built from server text (an error body that
-  echoes the ``Authorization`` header) can show it.
+  echoes the ``Authorization`` header) can show it; httpcore's wire-level debug log, which prints answers' raw
+  headers, is masked the same way.
 
 Outside :func:`one_run` (a user's own huggingface_hub calls in the same process) only the timeout bound and the
 token masking apply; failures there are left to huggingface_hub.
@@ -39,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx2
-from huggingface_hub import set_client_factory
+from huggingface_hub import constants, set_client_factory
 from huggingface_hub.errors import OfflineModeIsEnabled
 from huggingface_hub.utils import hf_raise_for_status
 from huggingface_hub.utils._http import hf_request_event_hook
@@ -55,6 +57,7 @@ DEFAULT_RETRY_WAIT_S = 1.0
 MAX_RETRY_WAIT_S = 8.0
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MASK = "hf_***"
+_WIRE_LOGGERS = ("httpcore2.connection", "httpcore2.http11", "httpcore2.http2", "httpcore2.proxy", "httpcore2.socks")
 
 
 class HubUnreachableError(OfflineModeIsEnabled):
@@ -131,6 +134,7 @@ class _RunState:
 _STATE = _RunState()
 _INSTALL_LOCK = threading.Lock()
 _installed = False
+_SENT_TOKENS: set[str] = set()  # bearer tokens of this process's requests, to mask them in wire logs (memory only)
 
 
 @contextmanager
@@ -175,12 +179,25 @@ def install() -> None:
     with _INSTALL_LOCK:
         if not _installed:
             set_client_factory(_guarded_client)
+            for name in _WIRE_LOGGERS:
+                logging.getLogger(name).addFilter(_mask_sent_tokens)
             _installed = True
 
 
 def mask(text: str, secret: str | None) -> str:
     """``text`` with every occurrence of ``secret`` replaced by ``hf_***`` (unchanged when there is no secret)."""
     return text.replace(secret, MASK) if secret else text
+
+
+def _mask_sent_tokens(record: logging.LogRecord) -> bool:
+    """A logging filter: the record's message with every token this process sent masked (the record is kept)."""
+    message = record.getMessage()
+    masked = message
+    for secret in list(_SENT_TOKENS):
+        masked = mask(masked, secret)
+    if masked != message:
+        record.msg, record.args = masked, ()
+    return True
 
 
 def _guarded_client() -> httpx2.Client:
@@ -200,19 +217,20 @@ class _GuardedClient(httpx2.Client):
             raise HubUnreachableError(f"not tried: {known.describe()} earlier in this run; set HF_HUB_OFFLINE=1 to "
                                       "work from the local cache without trying the Hub")
         _bound_timeouts(request, policy.timeout_s)
+        secret = _bearer_token(request)
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = super().send(request, stream=stream, **options)
             except httpx2.TransportError as error:
-                if not in_run:
-                    raise
+                if not in_run or not _is_hub(request.url):
+                    raise  # e.g. datasets' best-effort download counter on another host
                 raise _give_up(request, _describe_failure(error, policy.timeout_s)) from error
-            response = _without_token(response, request)
-            if stream and in_run:
+            response = _without_token(response, request, secret)
+            if stream and in_run and _is_hub(request.url):
                 response.stream = _GuardedStream(response.stream, request, policy.timeout_s)
-            if not in_run or response.status_code not in RETRIED_STATUSES:
+            if not in_run or response.status_code not in RETRIED_STATUSES or not _is_hub(request.url):
                 return response
             wait = _retry_wait(response, attempt, policy)
             if wait is None or not isinstance(request.stream, httpx2.ByteStream):
@@ -240,6 +258,13 @@ class _GuardedStream(httpx2.SyncByteStream):
 
     def close(self) -> None:
         self._stream.close()
+
+
+def _is_hub(url: httpx2.URL) -> bool:
+    """Whether ``url`` is on the Hub: the configured endpoint's host, or a Hugging Face download host."""
+    host = url.host.lower()
+    return (host == httpx2.URL(constants.ENDPOINT).host.lower()
+            or any(host == domain or host.endswith("." + domain) for domain in ("hf.co", "huggingface.co")))
 
 
 def _bound_timeouts(request: httpx2.Request, bound_s: float) -> None:
@@ -298,10 +323,17 @@ def _describe_failure(error: httpx2.TransportError, timeout_s: float) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _without_token(response: httpx2.Response, request: httpx2.Request) -> httpx2.Response:
-    """An error answer with the request's bearer token masked in its body and headers; other answers unchanged."""
+def _bearer_token(request: httpx2.Request) -> str:
+    """The token of the request's ``Authorization: Bearer`` header ("" without one); remembered for the log filter."""
     authorization = request.headers.get("authorization", "")
     secret = authorization[len("bearer "):].strip() if authorization.lower().startswith("bearer ") else ""
+    if secret:
+        _SENT_TOKENS.add(secret)
+    return secret
+
+
+def _without_token(response: httpx2.Response, request: httpx2.Request, secret: str) -> httpx2.Response:
+    """An error answer with the bearer token ``secret`` masked in its body and headers; other answers unchanged."""
     if response.status_code < 400 or not secret:
         return response
     body = response.read()

@@ -35,10 +35,18 @@ Access model: ``store.add_user(name, token, orgs=...)`` registers a bearer token
 writes to repos in their own namespace and their organisations'; any signed-in user who can read a repo may open a
 pull request on it. An unknown token answers 401 ``Invalid credentials in Authorization header``.
 
-Test hooks on the store: ``fail_next(count, status)`` answers the next requests with an error status (transient
-failures); ``rendezvous("preupload", parties=2)`` holds the first requests of an endpoint until that many have
-arrived (to force two writers to read the same head before either commits); ``requests`` logs every request
-(method, path, status, whether it was authenticated); ``conflicts`` counts 412 answers.
+Test hooks on the store: ``fail_next(count, status, path_contains=None)`` answers the next requests (whose path
+contains ``path_contains``, e.g. ``"/commit/"``) with an error status (transient failures);
+``stall_next(count, path_contains, after_handling=False)`` never answers them (the connection stays open until
+the server closes), optionally after handling them (a commit that lands but whose answer is lost);
+``echo_headers_next(count, status=400)`` answers with the request's headers in the error message and body (a
+server that echoes the ``Authorization`` header); ``rendezvous("preupload", parties=2)`` holds the first requests
+of an endpoint until that many have arrived (to force two writers to read the same head before either commits);
+``requests`` logs every request (method, path, status, whether it was authenticated); ``conflicts`` counts 412
+answers.
+
+Two servers that are not a Hub, for network failures: :func:`refusing_endpoint` (every connection refused) and
+:class:`StalledServer` (accepts connections, reads nothing, never answers; ``connections`` counts them).
 """
 
 from __future__ import annotations
@@ -47,8 +55,11 @@ import base64
 import hashlib
 import itertools
 import json
+import socket
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -130,6 +141,10 @@ class LoopbackError(Exception):
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
 
 
+class _Stalled(Exception):
+    """Raised in a handler to drop a stalled request without answering."""
+
+
 class HubStore:
     """The in-memory state of the loopback Hub: users, repositories, commits, and the test hooks.
 
@@ -144,7 +159,10 @@ class HubStore:
         self.requests: list[RequestRecord] = []
         self.conflicts = 0
         self._oid_counter = itertools.count()
-        self._failures: list[int] = []
+        self._failures: list[tuple[int, str | None]] = []
+        self._stalls: list[tuple[str, bool]] = []
+        self._echoes: list[int] = []
+        self.released = threading.Event()
         self._rendezvous: dict[str, threading.Barrier] = {}
         self._rendezvous_timeout_s = 30.0
 
@@ -269,19 +287,47 @@ class HubStore:
         return commit
 
     # -- test hooks ------------------------------------------------------------------------------------------
-    def fail_next(self, count: int, status: int = 503) -> None:
-        """Answer the next ``count`` requests with HTTP ``status`` (a transient server failure)."""
+    def fail_next(self, count: int, status: int = 503, path_contains: str | None = None) -> None:
+        """Answer the next ``count`` requests (whose path contains ``path_contains``) with HTTP ``status``."""
         with self.lock:
-            self._failures.extend([status] * count)
+            self._failures.extend([(status, path_contains)] * count)
+
+    def stall_next(self, count: int, path_contains: str, *, after_handling: bool = False) -> None:
+        """Never answer the next ``count`` requests whose path contains ``path_contains``; with ``after_handling``
+        handle them first (a commit lands) and lose only the answer."""
+        with self.lock:
+            self._stalls.extend([(path_contains, after_handling)] * count)
+
+    def echo_headers_next(self, count: int, status: int = 400) -> None:
+        """Answer the next ``count`` requests with HTTP ``status`` and every request header in the error text."""
+        with self.lock:
+            self._echoes.extend([status] * count)
 
     def rendezvous(self, endpoint: str, parties: int) -> None:
         """Hold the first ``parties`` requests to ``endpoint`` (e.g. "preupload", "commit") until all have come."""
         with self.lock:
             self._rendezvous[endpoint] = threading.Barrier(parties, timeout=self._rendezvous_timeout_s)
 
-    def _take_failure(self) -> int | None:
+    def _take_failure(self, path: str) -> int | None:
         with self.lock:
-            return self._failures.pop(0) if self._failures else None
+            for position, (status, path_contains) in enumerate(self._failures):
+                if path_contains is None or path_contains in path:
+                    del self._failures[position]
+                    return status
+            return None
+
+    def _take_stall(self, path: str) -> bool | None:
+        """None: answer normally; False: stall before handling; True: handle, then stall instead of answering."""
+        with self.lock:
+            for position, (path_contains, after_handling) in enumerate(self._stalls):
+                if path_contains in path:
+                    del self._stalls[position]
+                    return after_handling
+            return None
+
+    def _take_echo(self) -> int | None:
+        with self.lock:
+            return self._echoes.pop(0) if self._echoes else None
 
     def _wait_rendezvous(self, endpoint: str) -> None:
         with self.lock:
@@ -351,6 +397,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_type: str = "application/json") -> None:
+        if getattr(self, "_stall_answer", False):
+            self._stall()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -366,9 +414,31 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode(), headers)
 
+    def _stall(self) -> None:
+        """Answer nothing until the server closes; then drop the connection."""
+        self.store.released.wait(timeout=120)
+        self.close_connection = True
+        raise _Stalled
+
     def _dispatch(self) -> None:
         try:
-            failure = self.store._take_failure()
+            self._answer()
+        except _Stalled:
+            pass
+
+    def _answer(self) -> None:
+        self._stall_answer = False
+        try:
+            echo = self.store._take_echo()
+            if echo is not None:
+                self._body()
+                sent = "; ".join(f"{name}: {value}" for name, value in self.headers.items())
+                raise LoopbackError(echo, f"Bad request. You sent: {sent}")
+            stall = self.store._take_stall(self.path)
+            if stall is False:
+                self._stall()
+            self._stall_answer = bool(stall)
+            failure = self.store._take_failure(self.path)
             if failure is not None:
                 self._body()
                 raise LoopbackError(failure, f"loopback hub: injected failure {failure}")
@@ -713,8 +783,53 @@ class LoopbackHub:
         self.close()
 
     def close(self) -> None:
+        self.store.released.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+@contextmanager
+def refusing_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` of a port that refuses every connection (bound, never listening)."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}"
+
+
+class StalledServer:
+    """A server on 127.0.0.1 that accepts connections and never answers: ``connections`` counts them.
+
+    A context manager; ``endpoint`` is its address. Closing it closes every connection it holds.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._held: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="stalled-server", daemon=True)
+
+    @property
+    def connections(self) -> int:
+        return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self._held.append(connection)
+
+    def __enter__(self) -> "StalledServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._closed.set()
+        self._listener.close()
+        for connection in self._held:
+            connection.close()
 
 
 def client_environment(endpoint: str, home: str, token: str | None = None) -> dict[str, str]:

@@ -354,7 +354,7 @@ def test_a_hostile_zip_is_refused_before_loading(tmp_path):
 
 
 def test_unusable_sources_and_options_are_named(tmp_path):
-    with pytest.raises(DataSourceError, match="no existing file or folder, nor a Hub dataset id"):
+    with pytest.raises(DataSourceError, match="no such file or folder: .*and it is not a Hub dataset id"):
         load_images(str(tmp_path / "missing" / "x.parquet"))
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(DataSourceError, match="neither a .parquet nor a .zip"):
