@@ -4,7 +4,9 @@
 >>> board = rank("demo", "demo", image_size=64)      # doctest: +SKIP
 >>> board.table[["rank", "model_id", "lead"]]          # doctest: +SKIP
 
-Public API: :func:`rank`, :class:`Leaderboard`, the metric registry :mod:`lead_hub.metrics` and ``__version__``.
+Public API: :func:`rank`, :class:`Leaderboard`, the metric registry :mod:`lead_hub.metrics`, ``__version__`` and
+``DEFAULT_CACHE_DIR`` (the feature cache of ``rank`` and ``lead-hub rank``: ``.lead_hub_cache`` in the current
+folder).
 They are imported on first use, so ``import lead_hub`` (and every ``lead-hub`` command) stays fast.
 """
 
@@ -12,6 +14,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+from pathlib import Path
+
+DEFAULT_CACHE_DIR = Path(".lead_hub_cache")
 
 try:
     __version__ = importlib.metadata.version("lead-hub")
@@ -20,7 +25,7 @@ except importlib.metadata.PackageNotFoundError:  # a source tree that was never 
 
 _PUBLIC = {"rank": "lead_hub.ranking", "Leaderboard": "lead_hub.leaderboard", "metrics": "lead_hub.metrics"}
 
-__all__ = ["Leaderboard", "__version__", "metrics", "rank"]
+__all__ = ["DEFAULT_CACHE_DIR", "Leaderboard", "__version__", "metrics", "rank"]
 
 
 def __getattr__(name: str):

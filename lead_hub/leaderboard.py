@@ -29,8 +29,11 @@ any of the first four.
 
 from __future__ import annotations
 
+import html
+import io
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +42,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich import box
+from rich.console import Console, ConsoleOptions
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 FIXED_COLUMNS_BEFORE = ("rank", "model_id", "model_revision")
 FIXED_COLUMNS_AFTER = ("feature_dim", "num_params", "extract_seconds", "score_seconds", "pareto", "notes")
@@ -50,9 +56,11 @@ _TEXT_COLUMNS = ("model_id", "model_revision", "notes")
 _PARQUET_KEY = b"lead_hub.provenance"
 _MARKDOWN_MARK = "lead_hub provenance:"
 _JSON_FORMAT = "lead_hub.leaderboard/1"
+READABLE_SUFFIXES = (".csv", ".json", ".parquet", ".md")
+"""The file extensions :meth:`Leaderboard.load` reads."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Leaderboard:
     """A ranked table of models with the provenance of the run that produced it (see the module docstring)."""
 
@@ -151,11 +159,12 @@ class Leaderboard:
         figure, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 0.45 * max(len(scored), 4) + 1.6),
                                                gridspec_kw={"width_ratios": [3, 2]})
         scores = scored[primary].to_numpy(float)
+        names = display_names(self.table["model_id"])
         if len(scores):
             span = float(np.ptp(scores)) or max(abs(float(scores[0])), 1.0)
             floor = float(scores.min()) - 0.1 * span
             colours = ["tab:orange" if on_front else "tab:blue" for on_front in scored["pareto"]]
-            bars.barh(scored["model_id"].map(short_name), scores - floor, left=floor, color=colours)
+            bars.barh(scored["model_id"].map(names), scores - floor, left=floor, color=colours)
             for row, score in enumerate(scores):
                 bars.text(score, row, f" {score:.4g}", va="center", fontsize=8)
             bars.set_xlim(floor, float(scores.max()) + 0.25 * span)
@@ -167,7 +176,7 @@ class Leaderboard:
         scatter.plot(front["num_params"].astype(float), front[primary], color="tab:orange", marker="o",
                      label="Pareto front")
         for _, row in sized.iterrows():
-            scatter.annotate(short_name(row["model_id"]), (float(row["num_params"]), row[primary]), fontsize=7)
+            scatter.annotate(names[row["model_id"]], (float(row["num_params"]), row[primary]), fontsize=7)
         scatter.set_xscale("log")
         scatter.set_xlabel("parameters")
         scatter.set_ylabel(primary)
@@ -176,27 +185,78 @@ class Leaderboard:
         figure.savefig(path, dpi=110)
         plt.close(figure)
 
-    def to_rich(self) -> Table:
-        """A rich console table: the score columns, size, times and Pareto flag; the notes as a caption below."""
+    def to_rich(self, width: int | None = None) -> Table:
+        """A rich console table: rank, short model name, the scores, size, times and Pareto flag; the notes as a
+        caption below. Model names are never cut: when ``width`` is too narrow for every column, the times, the
+        size, the Pareto flag and then the secondary scores are left out (in that order)."""
         provenance = self.provenance
+        names = display_names(self.table["model_id"])
+        optional = ["score_seconds", "extract_seconds", "num_params", "pareto", *self.metrics[:0:-1]]
+        shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto"]
+        while True:
+            table = self._rich_table(shown, names, provenance)
+            if width is None or not optional or _natural_width(table) <= width:
+                return table
+            shown.remove(optional.pop(0))
+
+    def _rich_table(self, shown: list[str], names: dict[str, str], provenance: dict) -> Table:
         noted = self.table[self.table["notes"].ne("")]
         table = Table(title=escape(f"lead_hub leaderboard: {provenance.get('dataset', '')} "
                                    f"[{provenance.get('split', '')}], {provenance.get('samples', '?')} samples"),
-                      caption=escape("\n".join(f"{row.model_id}: {row.notes}" for row in noted.itertuples())),
+                      caption=escape("\n".join(f"{names[row.model_id]}: {row.notes}" for row in noted.itertuples())),
                       caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto"]
-        headers = {"num_params": "params", "extract_seconds": "extract s", "score_seconds": "score s"}
-        widest_id = int(self.table["model_id"].str.len().max()) if len(self.table) else 8
+        headers = {"model_id": "model", "num_params": "params", "extract_seconds": "extract s",
+                   "score_seconds": "score s"}
         for column in shown:
-            table.add_column(headers.get(column, column), overflow="fold",
-                             justify="left" if column == "model_id" else "right",
-                             min_width=min(widest_id, 24) if column == "model_id" else None)
+            table.add_column(headers.get(column, column), no_wrap=True,
+                             justify="left" if column == "model_id" else "right")
         for _, row in self.table.iterrows():
-            table.add_row(*(escape(display_cell(column, row[column])) for column in shown))
+            cells = [names[row["model_id"]] if column == "model_id" else display_cell(column, row[column])
+                     for column in shown]
+            table.add_row(*(escape(cell) for cell in cells))
         return table
 
-    def __rich__(self) -> Table:
-        return self.to_rich()
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        """The table fitted to the console's width, then :attr:`warnings`, one per line."""
+        yield self.to_rich(options.max_width)
+        for warning in self.warnings:
+            yield Text(f"warning: {warning}", style="yellow")
+
+    def __str__(self) -> str:
+        """The console table and warnings as plain text, as wide as the terminal (120 columns when there is none)."""
+        console = Console(width=shutil.get_terminal_size((120, 24)).columns, record=True, file=io.StringIO(),
+                          color_system=None)
+        console.print(self)
+        return console.export_text().rstrip() + "\n"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks: short model names (the full id as a tooltip), scores, size, notes, then
+        the warnings. Every cell is escaped."""
+        names = display_names(self.table["model_id"])
+        columns = ["rank", "model_id", *self.metrics, "num_params", "pareto", "notes"]
+        header = "".join(f"<th>{html.escape('model' if column == 'model_id' else column)}</th>" for column in columns)
+        rows = []
+        for _, row in self.table.iterrows():
+            cells = []
+            for column in columns:
+                if column == "model_id":
+                    cells.append(f'<td title="{html.escape(row[column])}">{html.escape(names[row[column]])}</td>')
+                else:
+                    cells.append(f"<td>{html.escape(display_cell(column, row[column]))}</td>")
+            rows.append(f"<tr>{''.join(cells)}</tr>")
+        provenance = self.provenance
+        caption = (f"lead_hub leaderboard: {provenance.get('dataset', '')} [{provenance.get('split', '')}], "
+                   f"{provenance.get('samples', '?')} samples, ranked by {self.primary_metric}")
+        warnings = "".join(f"<p><b>warning:</b> {html.escape(warning)}</p>" for warning in self.warnings)
+        return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{header}</tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table>{warnings}")
+
+    @property
+    def warnings(self) -> list[str]:
+        """Metrics that cannot rank these models: exact ties (saturation) and missing scores, each with the fix."""
+        return ranking_warnings(self.table, self.metrics, self.provenance.get("samples"))
 
     # ---- reading ---------------------------------------------------------------------------------------------
 
@@ -205,7 +265,7 @@ class Leaderboard:
         """Read a leaderboard written by ``save`` (csv, json, parquet or md, by extension)."""
         path = Path(path)
         readers = {".csv": _read_csv, ".json": _read_json, ".parquet": _read_parquet, ".md": _read_markdown}
-        if path.suffix not in readers:
+        if path.suffix not in READABLE_SUFFIXES:
             raise ValueError(f"cannot read a leaderboard from {path}: expected one of {', '.join(readers)}")
         table, provenance, per_class = readers[path.suffix](path)
         if "metrics" not in provenance:
@@ -338,3 +398,65 @@ def display_cell(column: str, value) -> str:
 def short_name(model_id: str) -> str:
     """The last path component of an id: ``local-dir:demo/models/x`` and ``hf-hub:timm/x`` both give ``x``."""
     return model_id.rsplit("/", 1)[-1].removeprefix("local-dir:").removeprefix("hf-hub:")
+
+
+def display_names(model_ids) -> dict[str, str]:
+    """A short, distinct name per model id for tables and charts: the last path component (:func:`short_name`),
+    with as many parent components as it takes to tell apart ids that share it (``a/x`` and ``b/x``)."""
+    model_ids = list(dict.fromkeys(str(model_id) for model_id in model_ids))
+    parts = {model_id: model_id.removeprefix("local-dir:").removeprefix("hf-hub:").rstrip("/").split("/")
+             for model_id in model_ids}
+    depth = {model_id: 1 for model_id in model_ids}
+    while True:
+        names = {model_id: "/".join(parts[model_id][-depth[model_id]:]) for model_id in model_ids}
+        clashing = [model_id for model_id in model_ids if list(names.values()).count(names[model_id]) > 1
+                    and depth[model_id] < len(parts[model_id])]
+        if not clashing:
+            return names
+        for model_id in clashing:
+            depth[model_id] += 1
+
+
+def ranking_warnings(table: pd.DataFrame, metrics: list[str], samples: int | None = None) -> list[str]:
+    """One sentence per metric that does not order the models of ``table``, saying what to do instead.
+
+    Two cases: several models with the same score (equal to 1e-9 relative: H-score's K−1, SFDA's and PED's 1.0
+    when features have at least N − 1 dimensions for N samples), and models without a score (NaN: the metric
+    failed, e.g. NLEEP with too few samples per class, or does not apply; the notes say which).
+    """
+    names = display_names(table["model_id"])
+    warnings = []
+    for metric in metrics:
+        if metric not in table.columns:
+            continue
+        scores = table[metric].to_numpy(float)
+        finite = np.isfinite(scores)
+        grouped = ~finite
+        for index in np.flatnonzero(finite):
+            tied = finite & np.isclose(scores, scores[index], rtol=1e-9, atol=1e-12)
+            if grouped[index] or tied.sum() < 2:
+                continue
+            grouped |= tied
+            dims = pd.to_numeric(table["feature_dim"][tied]) if "feature_dim" in table.columns else pd.Series()
+            wide = samples is not None and len(dims) and dims.notna().all() and bool((dims >= samples - 1).all())
+            if wide:
+                why = (f"their features have at least N − 1 dimensions for N = {samples} samples, where {metric} "
+                       "saturates. Use more samples per class (more samples than feature dimensions) or another "
+                       "metric (e.g. lead or logme) to tell them apart.")
+            else:
+                why = "equal scores do not order them. Compare them with another metric."
+            tied_names = ", ".join(names[model_id] for model_id in table["model_id"][tied])
+            warnings.append(f"{metric} cannot rank {int(tied.sum())} models that all score {scores[index]:.6g} "
+                            f"({tied_names}): {why}")
+        if not finite.all():
+            missing = ", ".join(names[model_id] for model_id in table["model_id"][~finite])
+            warnings.append(f"{metric} has no score for {int((~finite).sum())} of {len(scores)} models ({missing}); "
+                            "the notes say why. Where it failed for lack of data, use more samples per class, or "
+                            "rank with another metric.")
+    return warnings
+
+
+def _natural_width(table: Table) -> int:
+    """The width ``table`` takes when nothing is wrapped or cut."""
+    console = Console(width=100_000, file=io.StringIO())
+    return Measurement.get(console, console.options, table).maximum

@@ -9,6 +9,7 @@ its own cells: they become NaN with a note, and every other result is kept.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import inspect
 import logging
@@ -18,17 +19,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from lead_hub import DEFAULT_CACHE_DIR
 from lead_hub import metrics as metric_registry
-from lead_hub.decoding import error_line
 from lead_hub import network
+from lead_hub.decoding import error_line
 from lead_hub.leaderboard import Leaderboard
+from lead_hub.public_names import public_model_id, public_source, public_value
+from lead_hub.threads import use_available_cpus
 from lead_hub.zoo import Zoo, ZooEntry, load_zoo, zoo_path
+
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +59,7 @@ class _ModelResult:
 @network.one_run()  # the first Hub failure of a ranking ends its network use, with one warning (lead_hub.network)
 def rank(
     models: str | Path | Zoo | Sequence[str | ZooEntry],
-    dataset: str | Path,
+    dataset: str | Path | datasets.Dataset | datasets.IterableDataset,
     *,
     split: str = "train",
     metrics: Sequence[str] = ("lead",),
@@ -61,7 +68,7 @@ def rank(
     seed: int = 0,
     image_size: int | None = None,
     metric_options: Mapping[str, Mapping[str, Any]] | None = None,
-    cache_dir: str | Path | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     progress: bool = True,
     on_model_done: Callable[[str, Leaderboard], None] | None = None,
     per_class: bool = False,
@@ -76,8 +83,9 @@ def rank(
 
     ``models``: a shipped zoo name (``"demo"``), the path of a zoo YAML file, a :class:`~lead_hub.zoo.Zoo`
     (e.g. from :func:`lead_hub.zoo.search_zoo`), one model id, or a list of model ids / zoo entries.
-    ``dataset``: anything :func:`lead_hub.data.load_images` reads (Hub id, parquet, image folder, zip), or an
-    alias of :data:`DATASET_ALIASES`. ``split``, ``samples_per_class``, ``max_samples``, ``seed`` and
+    ``dataset``: anything :func:`lead_hub.data.load_images` reads (Hub id, parquet, image folder, zip, a
+    ``datasets.Dataset`` or ``IterableDataset`` with an image and a label column), or an alias of
+    :data:`DATASET_ALIASES`. ``split``, ``samples_per_class``, ``max_samples``, ``seed`` and
     ``dataset_revision`` choose the sample (drawn once, shared by every model). ``image_size`` resizes every
     image to that square size for every model alike; None keeps each model's own preprocessing.
 
@@ -87,7 +95,11 @@ def rank(
     of one model is logged and noted, and the run goes on. Set-relative metrics (those with ``combine``) are
     scored once over every model whose features were extracted, after all extractions.
 
-    ``cache_dir`` caches features on disk (a rerun recomputes nothing); ``progress`` shows progress bars;
+    ``cache_dir`` caches features on disk, by default in ``.lead_hub_cache`` of the current folder like the CLI
+    (a rerun recomputes nothing; the notes say which features were read back); None disables it. Sizes
+    (``image_size``, ``batch_size``, ``samples_per_class``, ``max_samples``) and metric options are checked before
+    any dataset or model is loaded (:func:`lead_hub.metrics.check_options`); torch and BLAS get as many threads
+    as there are idle CPUs (:mod:`lead_hub.threads`) unless the caller set them. ``progress`` shows progress bars;
     ``on_model_done(model_id, partial_leaderboard)`` is called after each model (set-relative metrics are NaN
     until the end). ``per_class=True`` adds per-class diagnostics from metrics that return them
     (``return_diagnostics``), in ``Leaderboard.per_class``. ``precision`` is the feature extraction's
@@ -100,22 +112,26 @@ def rank(
     """
     from lead_hub.data import load_images
 
+    from lead_hub.features import dataset_fingerprint
+
     started = time.perf_counter()
+    metric_names, options = check_settings(metrics, metric_options, image_size=image_size, batch_size=batch_size,
+                                           samples_per_class=samples_per_class, max_samples=max_samples)
     candidates, candidate_provenance = resolve_candidates(models)
-    metric_names = _metric_names(metrics)
-    options = _metric_options(metric_names, metric_options)
+    use_available_cpus()
     source = resolve_dataset(dataset)
     images = load_images(source, split=split, samples_per_class=samples_per_class, max_samples=max_samples,
                          seed=seed, revision=dataset_revision, strict=strict, image_column=image_column,
                          label_column=label_column)
     # A Hub dataset pinned to a commit is named by its provenance; a local file by a hash of its images' bytes
     # (extract_many's default), so editing the file invalidates the cache.
-    cache_key = None if images.revision is None else images.provenance()
+    content_hash = dataset_fingerprint(images) if images.revision is None else None
+    cache_key = content_hash if images.revision is None else images.provenance()
     provenance = {
-        "dataset": str(dataset),
-        "dataset_source": str(source),
+        "dataset": dataset_name(dataset),
+        "dataset_source": dataset_name(source),
         "split": split,
-        "dataset_revision": images.revision,
+        "dataset_revision": images.revision or content_hash,
         "samples": len(images),
         "num_classes": len(images.class_names),
         "class_names": list(images.class_names),
@@ -171,15 +187,16 @@ def resolve_candidates(models: str | Path | Zoo | Sequence[str | ZooEntry]) -> t
             models = [str(models)]
     if zoo is not None:
         entries = list(zoo.loadable)
-        described = {"zoo": zoo.name, "zoo_file": None if zoo.path is None else str(zoo.path),
-                     "without_loadable_copy": [entry.label or "?" for entry in zoo.unavailable]}
+        described = {"zoo": zoo.name, "zoo_file": None if zoo.path is None else public_source(zoo.path),
+                     "zoo_sha256": None if zoo.path is None else _file_sha256(zoo.path),
+                     "without_loadable_copy": [public_value(entry.label or "?") for entry in zoo.unavailable]}
         if not entries:
             raise ValueError(f"zoo {zoo.name!r} has no model with a loadable copy ({len(zoo.entries)} entries, each "
                              "with a note saying where its weights are); pick another zoo or list model ids")
     else:
         entries = [entry if isinstance(entry, ZooEntry) else ZooEntry(model_id=str(entry), load_id=str(entry))
                    for entry in models]
-        described = {"models": [entry.model_id for entry in entries]}
+        described = {"models": [public_model_id(entry.model_id) for entry in entries]}
     candidates = [Candidate(entry.model_id, entry.load_id, entry.revision) for entry in entries]
     if not candidates:
         raise ValueError("no candidate models given; pass model ids, a zoo name or a zoo")
@@ -189,13 +206,13 @@ def resolve_candidates(models: str | Path | Zoo | Sequence[str | ZooEntry]) -> t
     return candidates, described
 
 
-def resolve_dataset(dataset: str | Path) -> str | Path:
-    """The source behind a dataset alias (``demo``); any other value unchanged.
+def resolve_dataset(dataset):
+    """The source behind a dataset alias (``demo``); any other value (a ``datasets.Dataset`` too) unchanged.
 
     An alias that is also an existing path of the working directory (a folder ``./demo`` of the user's own) keeps
     meaning the built-in sample, with a warning saying so and how to rank the path instead.
     """
-    if str(dataset) not in DATASET_ALIASES:
+    if _is_dataset_object(dataset) or str(dataset) not in DATASET_ALIASES:
         return dataset
     alias = DATASET_ALIASES[str(dataset)]
     local = Path(str(dataset))
@@ -203,6 +220,39 @@ def resolve_dataset(dataset: str | Path) -> str | Path:
         logger.warning("dataset %r means the built-in sample %s; %s also exists here: pass ./%s to rank it instead",
                        str(dataset), alias.name, local.resolve(), dataset)
     return alias
+
+
+def dataset_name(dataset) -> str:
+    """How the leaderboard names ``dataset``: an alias or Hub id as given, a local file or folder by its name
+    (never an absolute path), a ``datasets.Dataset`` by its builder name (or ``in-memory``) and fingerprint."""
+    if _is_dataset_object(dataset):
+        builder = dataset.info.dataset_name or dataset.info.builder_name or "in-memory"
+        fingerprint = getattr(dataset, "_fingerprint", None)
+        return f"{builder}:{fingerprint[:12]}" if fingerprint else builder
+    return str(dataset) if str(dataset) in DATASET_ALIASES else public_source(dataset)
+
+
+def check_settings(metrics: Sequence[str], metric_options: Mapping[str, Mapping[str, Any]] | None, *,
+                   image_size: int | None, batch_size: int, samples_per_class: int | None,
+                   max_samples: int | None) -> tuple[list[str], dict[str, dict]]:
+    """The metric names (primary names, primary first) and their checked options; raise KeyError or ValueError
+    naming the bad setting. Takes about a second: the first thing :func:`rank` does, before any loading."""
+    check_sizes(image_size=image_size, batch_size=batch_size, samples_per_class=samples_per_class,
+                max_samples=max_samples)
+    names = _metric_names(metrics)
+    return names, _metric_options(names, metric_options)
+
+
+def check_sizes(*, image_size: int | None, batch_size: int, samples_per_class: int | None,
+                max_samples: int | None) -> None:
+    """Raise ValueError naming the first size that cannot work (checked before any data or model is loaded)."""
+    limits = {"image_size": (image_size, 1, "pixels per side"), "batch_size": (batch_size, 1, "images per batch"),
+              "samples_per_class": (samples_per_class, 2, "images per class (two at least, for every metric)"),
+              "max_samples": (max_samples, 2, "images in all")}
+    for name, (value, least, unit) in limits.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ValueError(f"{name}={value!r}: expected a whole number of {unit} of at least {least} "
+                             f"(--{name.replace('_', '-')} on the command line)")
 
 
 def library_versions() -> dict[str, str]:
@@ -214,6 +264,10 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def _file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _is_zoo_reference(models: str | Path) -> bool:
@@ -236,14 +290,23 @@ def _metric_names(metrics: Sequence[str]) -> list[str]:
 
 
 def _metric_options(names: list[str], given: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict]:
-    """Options per metric, keyed by the metric's primary name; options for a metric not chosen are an error."""
+    """Options per metric, keyed by the metric's primary name, each checked by
+    :func:`lead_hub.metrics.check_options`; options for a metric not chosen are an error."""
     options = {name: {} for name in names}
     for key, value in (given or {}).items():
         name = metric_registry.info(key).name
         if name not in options:
             raise ValueError(f"metric_options given for {key!r}, which is not among the chosen metrics {names}")
         options[name] = dict(value)
+    for name, chosen in options.items():
+        metric_registry.check_options(name, chosen)
     return options
+
+
+def _is_dataset_object(dataset) -> bool:
+    import datasets
+
+    return isinstance(dataset, (datasets.Dataset, datasets.IterableDataset))
 
 
 def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,

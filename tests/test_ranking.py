@@ -48,10 +48,11 @@ def models(tmp_path_factory):
 
 
 def quick_rank(model_ids, dataset, **options):
-    """rank() at 32 px (the images' size) with a small LEAD head, for speed."""
+    """rank() at 32 px (the images' size) with a small LEAD head, for speed, and no feature cache unless given."""
     options.setdefault("metric_options", {"lead": {"folds": 2, "head_widths": [16]}} if "metrics" not in options
                        else None)
     options.setdefault("image_size", 32)
+    options.setdefault("cache_dir", None)
     return rank(model_ids, dataset, progress=False, **options)
 
 
@@ -263,4 +264,4 @@ def test_rank_command_searches_the_hub_ranks_what_it_found_and_publishes(image_f
         published = pd.read_parquet(io.BytesIO(server.store.files("dataset", "alice/board")[LEADERBOARD_PATH]))
     assert published["model_id"].tolist() == ["org/tiny-net"]
     assert published["model_revision"].tolist() == [commit.oid]
-    assert np.isfinite(published["lead"]).all() and published["dataset"].tolist() == [str(image_folder)]
+    assert np.isfinite(published["lead"]).all() and published["dataset"].tolist() == [image_folder.name]

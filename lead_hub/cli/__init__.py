@@ -11,6 +11,8 @@ import importlib
 import pkgutil
 import sys
 
+from lead_hub import __version__
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command module of ``lead_hub.cli`` registered."""
@@ -18,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lead-hub",
         description="Rank pretrained vision models for your dataset before fine-tuning them.",
     )
+    parser.add_argument("--version", action="version", version=f"lead-hub {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda item: item.name):
         if module_info.name.startswith("_"):

@@ -1,21 +1,25 @@
-"""``lead-hub leaderboard show OWNER/NAME``: read a published leaderboard back from the Hub."""
+"""``lead-hub leaderboard show OWNER/NAME|FILE``: read a leaderboard back from the Hub or from a saved file."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 FORMATS = ("markdown", "csv", "json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("leaderboard", help="read a leaderboard published on the Hub",
-                                   description="Read a leaderboard published with `lead-hub push`.")
+    parser = subparsers.add_parser("leaderboard", help="read a leaderboard published on the Hub or saved to a file",
+                                   description="Read a leaderboard published with `lead-hub push`, or one saved by "
+                                               "`lead-hub rank --output`.")
     actions = parser.add_subparsers(dest="leaderboard_action", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help="print a published leaderboard",
-                              description="Print the leaderboard of the dataset repository OWNER/NAME: one table "
-                                          "per ranking (markdown), or the whole table as CSV or JSON.")
-    show.add_argument("repo_id", metavar="OWNER/NAME", help="the dataset repository of the leaderboard")
+    show = actions.add_parser("show", help="print a published or saved leaderboard",
+                              description="Print the leaderboard of the dataset repository OWNER/NAME, or of a file "
+                                          "written by `lead-hub rank --output` (.csv, .json, .parquet or .md): one "
+                                          "table per ranking (markdown), or the whole table as CSV or JSON.")
+    show.add_argument("repo_id", metavar="OWNER/NAME|FILE",
+                      help="the dataset repository of the leaderboard, or a saved leaderboard file")
     show.add_argument("--revision", help="a branch, tag, commit or refs/pr/N (default: main)")
     show.add_argument("--top-k", type=int, help="models per ranking (markdown only; default: all)")
     show.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
@@ -26,6 +30,8 @@ def show_leaderboard(arguments: argparse.Namespace) -> int:
     from lead_hub.hub import HubError, read_leaderboard
     from lead_hub.hub_card import ranking_tables
 
+    if _is_local_file(arguments.repo_id):
+        return _show_file(Path(arguments.repo_id), arguments.format, arguments.top_k)
     try:
         published = read_leaderboard(arguments.repo_id, revision=arguments.revision)
     except HubError as error:
@@ -38,4 +44,31 @@ def show_leaderboard(arguments: argparse.Namespace) -> int:
     else:
         print(f"# {published.repo_id} @ {published.commit_oid[:12]}\n")
         print(ranking_tables(published.table, arguments.top_k))
+    return 0
+
+
+def _is_local_file(name: str) -> bool:
+    """A path to a saved leaderboard (an existing file, or a name ending in a leaderboard file extension)."""
+    from lead_hub.leaderboard import READABLE_SUFFIXES
+
+    return Path(name).is_file() or Path(name).suffix.lower() in READABLE_SUFFIXES
+
+
+def _show_file(path: Path, output_format: str, top_k: int | None) -> int:
+    """Print a saved leaderboard: markdown (the ranked table, then the warnings), CSV or JSON."""
+    from lead_hub.leaderboard import Leaderboard, markdown_table
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no leaderboard file {path}: pass a file written by `lead-hub rank --output DIR` "
+                                "(DIR/leaderboard.parquet, .json, .csv or .md) or a Hub dataset OWNER/NAME")
+    board = Leaderboard.load(path)
+    if output_format == "csv":
+        board.table.to_csv(sys.stdout, index=False)
+    elif output_format == "json":
+        sys.stdout.write(board.table.to_json(orient="records", indent=1) + "\n")
+    else:
+        print(f"# {path.name}\n")
+        print(markdown_table(board.table if top_k is None else board.table.head(top_k)))
+        for warning in board.warnings:
+            print(f"\nwarning: {warning}")
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-DEFAULT_CACHE_DIR = Path(".lead_hub_cache")
+from lead_hub import DEFAULT_CACHE_DIR
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -71,11 +71,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_rank(arguments: argparse.Namespace) -> int:
-    from lead_hub.ranking import rank
+    from lead_hub.ranking import check_settings, rank
     from lead_hub.zoo import search_zoo
 
+    # Seconds of checks before minutes of work: sizes, metric options (exit code 2) and the Hub token (1).
+    metric_names = [name for item in arguments.metrics for name in item.split(",") if name]
+    metric_options = parse_metric_options(arguments.metric_option)
+    check_settings(metric_names, metric_options, image_size=arguments.image_size, batch_size=arguments.batch_size,
+                   samples_per_class=arguments.samples_per_class, max_samples=arguments.max_samples)
     if arguments.output is not None:
         check_output_folder(arguments.output)
+    if arguments.push_to_hub is not None:
+        from lead_hub.hub import HubError, check_can_publish
+
+        try:
+            check_can_publish(arguments.push_to_hub)
+        except HubError as error:
+            print(f"lead-hub rank: error: {error} (checked before ranking: nothing was computed)", file=sys.stderr)
+            return 1
     if arguments.search is not None:
         models = search_zoo(arguments.search, limit=arguments.search_limit, library=arguments.library)
     else:
@@ -84,12 +97,12 @@ def run_rank(arguments: argparse.Namespace) -> int:
         models,
         arguments.dataset,
         split=arguments.split,
-        metrics=[name for item in arguments.metrics for name in item.split(",") if name],
+        metrics=metric_names,
         samples_per_class=arguments.samples_per_class,
         max_samples=arguments.max_samples,
         seed=arguments.seed,
         image_size=arguments.image_size,
-        metric_options=parse_metric_options(arguments.metric_option),
+        metric_options=metric_options,
         cache_dir=None if arguments.no_cache else arguments.cache_dir,
         progress=not arguments.quiet,
         per_class=arguments.per_class,

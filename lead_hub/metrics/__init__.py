@@ -7,6 +7,7 @@ on import; importing the package imports them all, so adding a metric needs no e
 import importlib as _importlib
 import pkgutil as _pkgutil
 
+from lead_hub.metrics._options import check_options, option_names
 from lead_hub.metrics._registry import MetricInfo, available, describe, get, info, register, score_model_set
 from lead_hub.metrics._validation import CheckedInputs, MetricNotApplicable, check_inputs
 
@@ -20,9 +21,11 @@ __all__ = [
     "MetricNotApplicable",
     "available",
     "check_inputs",
+    "check_options",
     "describe",
     "get",
     "info",
+    "option_names",
     "register",
     "score_model_set",
 ]
