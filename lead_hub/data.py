@@ -43,6 +43,8 @@ LABEL_COLUMN_NAMES = ("label", "labels")
 
 _HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _PARQUET_SHARD = re.compile(r"(?P<split>.+?)(-\d{5}-of-\d{5})?")
+DATASET_OBJECTS = (datasets.Dataset, datasets.IterableDataset, datasets.DatasetDict, datasets.IterableDatasetDict)
+"""The ``datasets`` objects :func:`load_images` takes as they are."""
 _INTEGER_DTYPES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
 _STRING_DTYPES = {"string", "large_string"}
 _CHECK_SIDE = 16
@@ -183,7 +185,7 @@ class _Request:
 
 @network.one_run()  # a Hub that cannot be reached is given up at its first failure (lead_hub.network)
 def load_images(
-    source: str | Path,
+    source: str | Path | datasets.Dataset | datasets.IterableDataset,
     *,
     split: str = "train",
     config: str | None = None,
@@ -212,7 +214,9 @@ def load_images(
       descended (zips often wrap), and a root of split folders ``<root>/<split>/<class>/<image>`` picks ``split``;
     * a ``.zip`` of such folders, extracted safely (:mod:`lead_hub.archive`, ``archive_limits``) into
       ``extract_dir``, or into a temporary folder that lives as long as the returned LabeledImages (images stay
-      files, decoded on access).
+      files, decoded on access);
+    * a ``datasets.Dataset`` or ``IterableDataset`` already in hand (e.g. in a notebook), or a ``DatasetDict`` /
+      ``IterableDatasetDict`` whose ``split`` is taken; named by :func:`dataset_object_name`.
 
     Columns: the image column is the one typed ``datasets.Image`` and the label column the one typed
     ``ClassLabel``, else the one named ``label``/``labels``; ``image_column``/``label_column`` override by name.
@@ -241,6 +245,9 @@ def load_images(
         raise DataSourceError("give samples_per_class or max_samples, not both")
     request = _Request(str(source), split, config, revision, image_column, label_column, samples_per_class,
                        max_samples, seed)
+    if isinstance(source, DATASET_OBJECTS):
+        return _without_undecodable(_sample_object(source, request, stream_buffer_size), request, strict,
+                                    decode_limits)
     kind = _source_kind(source)
     if kind != "hub" and (config is not None or revision is not None):
         raise DataSourceError(f"config and revision apply to Hub dataset ids, but {source!r} is a local {kind}; "
@@ -273,6 +280,30 @@ def load_images(
 def load_parquet_split(source: str | Path, split: str) -> LabeledImages:
     """Every row of ``split`` from a parquet file, or from ``<folder>/<split>.parquet``."""
     return load_images(source, split=split, streaming=False)
+
+
+def dataset_object_name(dataset: datasets.Dataset | datasets.IterableDataset) -> str:
+    """How provenance and messages name a dataset object: ``<builder name>:<fingerprint[:12]>`` (``in-memory``
+    when it was not built from a named dataset; no fingerprint for a stream)."""
+    name = dataset.info.dataset_name or dataset.info.builder_name or "in-memory"
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    return f"{name}:{fingerprint[:12]}" if fingerprint else name
+
+
+def _sample_object(source, request: _Request, buffer_size: int) -> LabeledImages:
+    """Sample a dataset object: a Dataset whole, an IterableDataset as a stream, a dict of them by split."""
+    if isinstance(source, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        if request.split not in source:
+            raise DataSourceError(f"the dataset dict has no split {request.split!r}; available splits: "
+                                  f"{sorted(source)}; pass one of them as split=")
+        source = source[request.split]
+    if request.config is not None or request.revision is not None:
+        raise DataSourceError("config and revision apply to Hub dataset ids, not to a dataset object; leave them "
+                              "unset")
+    request = dataclasses.replace(request, source=dataset_object_name(source))
+    if isinstance(source, datasets.IterableDataset):
+        return _sample_stream(source, request, None, buffer_size)
+    return _sample_dataset(source, request, None)
 
 
 def _source_kind(source: str | Path) -> str:

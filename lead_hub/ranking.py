@@ -84,7 +84,7 @@ def rank(
     ``models``: a shipped zoo name (``"demo"``), the path of a zoo YAML file, a :class:`~lead_hub.zoo.Zoo`
     (e.g. from :func:`lead_hub.zoo.search_zoo`), one model id, or a list of model ids / zoo entries.
     ``dataset``: anything :func:`lead_hub.data.load_images` reads (Hub id, parquet, image folder, zip, a
-    ``datasets.Dataset`` or ``IterableDataset`` with an image and a label column), or an alias of
+    ``datasets.Dataset``, ``IterableDataset`` or dict of them, with an image and a label column), or an alias of
     :data:`DATASET_ALIASES`. ``split``, ``samples_per_class``, ``max_samples``, ``seed`` and
     ``dataset_revision`` choose the sample (drawn once, shared by every model). ``image_size`` resizes every
     image to that square size for every model alike; None keeps each model's own preprocessing.
@@ -128,8 +128,8 @@ def rank(
     content_hash = dataset_fingerprint(images) if images.revision is None else None
     cache_key = content_hash if images.revision is None else images.provenance()
     provenance = {
-        "dataset": dataset_name(dataset),
-        "dataset_source": dataset_name(source),
+        "dataset": images.source if _is_dataset_object(source) else dataset_name(dataset),
+        "dataset_source": images.source if _is_dataset_object(source) else dataset_name(source),
         "split": split,
         "dataset_revision": images.revision or content_hash,
         "samples": len(images),
@@ -222,13 +222,9 @@ def resolve_dataset(dataset):
     return alias
 
 
-def dataset_name(dataset) -> str:
+def dataset_name(dataset: str | Path) -> str:
     """How the leaderboard names ``dataset``: an alias or Hub id as given, a local file or folder by its name
-    (never an absolute path), a ``datasets.Dataset`` by its builder name (or ``in-memory``) and fingerprint."""
-    if _is_dataset_object(dataset):
-        builder = dataset.info.dataset_name or dataset.info.builder_name or "in-memory"
-        fingerprint = getattr(dataset, "_fingerprint", None)
-        return f"{builder}:{fingerprint[:12]}" if fingerprint else builder
+    (never an absolute path). A dataset object is named by :func:`lead_hub.data.dataset_object_name`."""
     return str(dataset) if str(dataset) in DATASET_ALIASES else public_source(dataset)
 
 
@@ -304,9 +300,9 @@ def _metric_options(names: list[str], given: Mapping[str, Mapping[str, Any]] | N
 
 
 def _is_dataset_object(dataset) -> bool:
-    import datasets
+    from lead_hub.data import DATASET_OBJECTS
 
-    return isinstance(dataset, (datasets.Dataset, datasets.IterableDataset))
+    return isinstance(dataset, DATASET_OBJECTS)
 
 
 def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,
