@@ -10,6 +10,7 @@ then the sanity target cifar10.
 
     nohup nice -n 15 python benchmarks/lr_grid_edge.py --stop-at 02:40 > /tmp/lr_grid_edge.log 2>&1 &
     python benchmarks/lr_grid_edge.py --plan      # print the steps still to run, run nothing
+    python benchmarks/lr_grid_edge.py --write-truth   # rewrite ground_truth.csv by the extended grid's rule
 
 The truth's rule over the extended grid is :func:`lead_hub.finetune_truth.extended_grid_truth`.
 """
@@ -25,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ground_truth  # noqa: E402
 
-from lead_hub.finetune import read_runs  # noqa: E402
-from lead_hub.finetune_truth import edge_steps  # noqa: E402
+from lead_hub.finetune import read_runs, summarise_runs  # noqa: E402
+from lead_hub.finetune_truth import edge_steps, extended_grid_truth  # noqa: E402
 
 # cifar10 is the sanity target: its pairs come after every development pair.
 DEVELOPMENT_TARGETS = tuple(target for target in ground_truth.TARGETS if target != "cifar10")
@@ -37,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stop-at", default=None, help="HH:MM (machine clock): start no new step after it")
     parser.add_argument("--plan", action="store_true", help="print the steps still to run and exit")
+    parser.add_argument("--write-truth", action="store_true",
+                        help="rewrite ground_truth.csv from all runs by the extended grid's rule and exit")
     arguments = parser.parse_args(argv)
+    if arguments.write_truth:
+        write_truth(ground_truth.RESULTS / "ground_truth.csv")
+        return 0
     deadline = _deadline(arguments.stop_at)
     while True:
         runs = read_runs(ground_truth.RESULTS / "ground_truth_runs.csv")
@@ -63,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
             "--seeds", *(str(seed) for seed in step.seeds), "--threads", "1"])
         if code:
             return code
+
+
+def write_truth(summary_csv: Path) -> None:
+    """The committed ground truth: accuracies and rates by ``extended_grid_truth`` (column ``edge`` says which
+    pairs took the extended grid), timing columns of the protocol's runs (``summarise_runs``)."""
+    protocol_runs = read_runs(ground_truth.RESULTS / "ground_truth_runs.csv")
+    truth = extended_grid_truth(protocol_runs, read_runs(LOW_RATE_RUNS))
+    timing = summarise_runs(protocol_runs)[["model", "target", "seconds", "cpu_seconds", "train_images_per_cpu_second"]]
+    table = truth.merge(timing, on=["model", "target"], how="left")
+    table.to_csv(summary_csv, index=False, float_format="%.6g")
+    print(f"wrote {summary_csv}: {table['edge'].value_counts().to_dict()}")
 
 
 def _deadline(clock: str | None) -> dt.datetime | None:

@@ -1,18 +1,24 @@
 """Print the benchmark tables of benchmarks/README.md (markdown) from the committed results in benchmarks/results/.
 
-    python benchmarks/report.py
+    python benchmarks/report.py                                  # every table, intervals beside every mean τw
+    python benchmarks/report.py defaults --write results/report_defaults_choice.md   # apply the defaults rule
+    python benchmarks/report.py power                            # targets and seeds needed to separate 0.05
 
-Tables: the ground truth; how well the ground truth reproduces itself (seeds 0-1 against seeds 2-3 of the final
-runs: no metric can be expected to agree with the truth much better than the truth agrees with itself); τw at
-full data per target and averaged over the development targets (cifar10, the sanity target, is shown but never
-averaged), with two trivial baselines (number of non-constant feature dimensions and true parameter count) and
-the average against the four-seed truth; the low-data regimes; and LEAD's variants ordered by the rule that
-chooses its defaults.
+Tables: the ground truth (the learning-rate grid extended below 1e-3 where settled, ``lead_hub.finetune_truth``);
+how well it reproduces itself (seeds 0-1 against seeds 2-3); τw at full data per target and averaged over the
+development targets (cifar10, the sanity target, is shown but never averaged), with two trivial baselines and
+the average against the four-seed truth; the low-data regimes; LEAD's variants by the defaults rule.
+
+Every mean τw comes with a 95% percentile interval from one seeded bootstrap (``lead_hub.evaluation.bootstrap_tau``:
+``RESAMPLES`` resamples of the development targets and, per (model, target), of the ground truth's seed runs);
+a difference is called one only when its paired interval, on the same resamples, excludes zero.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -23,14 +29,44 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
-from lead_hub.evaluation import kendall_tau, rank_quality, weighted_tau  # noqa: E402
-from lead_hub.finetune import summarise_runs  # noqa: E402
-from lead_hub.finetune_protocol import FinetuneProtocol  # noqa: E402
+from lead_hub.evaluation import (BootstrapTau, bootstrap_tau, combine_regimes, kendall_tau, rank_quality,  # noqa: E402
+                                 weighted_tau)
+from lead_hub.finetune import read_runs  # noqa: E402
+from lead_hub.finetune_truth import extended_grid_truth, final_runs  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
 
 RESULTS = REPOSITORY / "benchmarks" / "results"
 ZOO_JSON = REPOSITORY.parent / "shared" / "data" / "zoo" / "zoo.json"
 LOW_DATA = ("2/class", "5/class", "10/class")
+RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+SEPARATE = 0.05  # the mean-τw difference the power estimate asks to separate
+
+DEFAULTS_RULE = f"""**The rule for LEAD's defaults** (stated before it is applied; applied once per benchmark round, to the run
+made with the previous defaults, and not on fewer than three development targets with complete ground truth):
+
+1. *Eligible*: the LEAD variants of `benchmarks/run_benchmark.py` whose log_init is the ridge, the only classifier
+   that meets the default path's speed target (the SVM and logistic variants are scored, never eligible).
+2. *Best*: the eligible variant with the highest mean full-data τw over the development targets.
+3. *Tied*: a variant whose paired {CONFIDENCE:.0%} bootstrap interval of the difference to the best (mean full-data
+   τw; {RESAMPLES} percentile resamples of the targets and of the ground truth's seed runs, seed {BOOTSTRAP_SEED})
+   includes zero.
+4. *Tie-breaks*: among the best and the variants tied with it, the highest mean low-data τw; variants whose paired
+   low-data interval to that one includes zero stay tied, and the fastest of them (mean seconds per model at
+   full data) is the default."""
+
+
+def interval(point: float, low: float, high: float) -> str:
+    """``0.313 [0.045, 0.543]``; blank for NaN."""
+    return "" if np.isnan(point) else f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+# --- the ground truth ------------------------------------------------------------------------------------------------
+
+def truth_runs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The protocol's runs and the low-rate runs of the grid's edge (``lr_grid_edge.py``)."""
+    return read_runs(RESULTS / "ground_truth_runs.csv"), read_runs(RESULTS / "ground_truth_runs_lr1e-4.csv")
 
 
 def ground_truth_table(truth: pd.DataFrame) -> pd.DataFrame:
@@ -38,30 +74,38 @@ def ground_truth_table(truth: pd.DataFrame) -> pd.DataFrame:
     return truth.pivot_table(index="model", columns="target", values="test_acc").reset_index()
 
 
-def truth_with_seeds(runs: pd.DataFrame, seeds: tuple[int, ...]) -> pd.DataFrame:
-    """The ground truth as the mean test accuracy of the final runs of ``seeds`` (learning rate chosen as usual)."""
-    return summarise_runs(runs, FinetuneProtocol(seeds=seeds))
+def truth_changes(protocol: pd.DataFrame, low: pd.DataFrame) -> pd.DataFrame:
+    """The pairs whose truth the extended grid changes or leaves unsettled: rates and accuracies before and after."""
+    before = extended_grid_truth(protocol, low.iloc[0:0]).set_index(["target", "model"])
+    after = extended_grid_truth(protocol, low).set_index(["target", "model"])
+    table = pd.DataFrame({"protocol lr": before["best_lr"], "truth lr": after["best_lr"],
+                          "protocol test acc": before["test_acc"], "truth test acc": after["test_acc"],
+                          "edge": after["edge"]})
+    changed = (table["protocol lr"] != table["truth lr"]) | (table["edge"] != "extended")
+    return table[changed].reset_index()
 
 
-def reproducibility_table(runs: pd.DataFrame) -> pd.DataFrame:
+def reproducibility_table(finals: pd.DataFrame) -> pd.DataFrame:
     """Per target: τw and Kendall τ of the seeds-0-1 truth against the seeds-2-3 truth, the mean |difference| of
-    the two, the mean gap between seed 0 and seed 1 of a pair, and the accuracy range without the control model."""
-    first = truth_with_seeds(runs, (0, 1)).set_index(["target", "model"])["test_acc"]
-    second = truth_with_seeds(runs, (2, 3)).set_index(["target", "model"])["test_acc"]
-    final = runs[runs["phase"] == "final"].set_index(["target", "model", "seed"])["test_acc"]
+    the two, the mean gap between seed 0 and seed 1 of a pair, and the accuracy range without the control model.
+    ``finals``: final runs (model, target, seed, test_acc) of seeds 0-3 at each pair's truth rate."""
+    by_seed = finals.pivot_table(index=["target", "model"], columns="seed", values="test_acc")
+    first, second = by_seed[[0, 1]].mean(axis=1), by_seed[[2, 3]].mean(axis=1)
     rows = []
     for target in first.index.get_level_values("target").unique():
         a, b = first[target], second[target].reindex(first[target].index)
-        seed_gap = (final.xs(0, level="seed")[target] - final.xs(1, level="seed")[target]).abs().mean()
+        seeds = by_seed.loc[target]
         without_control = a[~a.index.str.contains("vww")]
         rows.append({"target": target, "τw (seeds 0-1 vs 2-3)": weighted_tau(a.values, b.values),
                      "Kendall τ": kendall_tau(a.values, b.values), "mean abs. difference": (a - b).abs().mean(),
-                     "mean abs. seed 0 − seed 1": seed_gap,
+                     "mean abs. seed 0 − seed 1": (seeds[0] - seeds[1]).abs().mean(),
                      "accuracy range without the control": np.ptp(without_control.values)})
     table = pd.DataFrame(rows)
     development = table[table["target"].isin(DEVELOPMENT_TARGETS)].drop(columns="target").mean()
     return pd.concat([table, pd.DataFrame([{"target": "mean (development)", **development}])], ignore_index=True)
 
+
+# --- scores ---------------------------------------------------------------------------------------------------------
 
 def baseline_scores() -> pd.DataFrame:
     """Trivial rankings in the long scores format: feature dimensions LEAD's head saw (non-constant ones, from
@@ -82,72 +126,216 @@ def baseline_scores() -> pd.DataFrame:
         ["target", "variant", "family", "regime", "draw", "model", "score"]]
 
 
-def full_data_table(scores: pd.DataFrame, truth: pd.DataFrame, four_seed_truth: pd.DataFrame) -> pd.DataFrame:
-    """Per variant: τw at full data per target, the mean over development targets, the same mean against the
-    four-seed truth, mean Pearson r and top-1 regret (development targets)."""
+def read_scores(scores_csv: Path) -> pd.DataFrame:
+    """The metric scores plus the trivial baselines."""
+    scores = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
+    return pd.concat([scores, baseline_scores()], ignore_index=True)
+
+
+def seconds_per_model(scores: pd.DataFrame) -> pd.Series:
+    return scores[scores["regime"] == "full"].groupby("variant")["seconds"].mean()
+
+
+def full_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int) -> dict[str, BootstrapTau]:
+    """The full-data bootstrap against the truth (seeds 0-1) and against the four-seed truth."""
+    full = scores[scores["regime"] == "full"]
+    variants = tuple(dict.fromkeys(full["variant"]))
+    common = dict(targets=DEVELOPMENT_TARGETS, resamples=resamples, seed=BOOTSTRAP_SEED, variants=variants)
+    return {"truth": bootstrap_tau(full, finals, truth_seeds=(0, 1), **common),
+            "4-seed": bootstrap_tau(full, finals, truth_seeds=(0, 1, 2, 3), **common)}
+
+
+def low_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int) -> dict[str, BootstrapTau]:
+    """One bootstrap per low-data regime and their combination (the mean low-data τw), on shared resamples."""
+    low = scores[scores["regime"].isin(LOW_DATA)]
+    variants = tuple(dict.fromkeys(low["variant"]))
+    parts = {regime: bootstrap_tau(low[low["regime"] == regime], finals, targets=DEVELOPMENT_TARGETS,
+                                   resamples=resamples, seed=BOOTSTRAP_SEED, variants=variants)
+             for regime in LOW_DATA}
+    return {**parts, "mean": combine_regimes(list(parts.values()))}
+
+
+def full_data_table(scores: pd.DataFrame, truth: pd.DataFrame, boot: dict[str, BootstrapTau]) -> pd.DataFrame:
+    """Per variant: mean τw over development targets [interval], the paired difference to the top variant
+    [interval] and whether it is one, τw per target, the mean against the four-seed truth [interval], mean Pearson r
+    and top-1 regret (development targets). Sorted by the mean."""
     full = scores[scores["regime"] == "full"]
     quality = rank_quality(full, truth)
     wide = quality.pivot_table(index="variant", columns="target", values="weighted_tau", sort=False)
-    development = [target for target in DEVELOPMENT_TARGETS if target in wide.columns]
-    on_development = quality[quality["target"].isin(development)].groupby("variant", sort=False)
-    alternative = rank_quality(full, four_seed_truth)
-    alternative = alternative[alternative["target"].isin(development)].groupby("variant", sort=False)
-    table = pd.DataFrame({"variant": wide.index, "mean τw (development)": wide[development].mean(axis=1).values})
-    for target in [*development, *[t for t in wide.columns if t not in development]]:
-        table[target] = wide[target].values
-    table["mean τw, 4-seed truth"] = alternative["weighted_tau"].mean().reindex(wide.index).values
-    table["mean Pearson r"] = on_development["pearson_r"].mean().reindex(wide.index).values
-    table["mean top-1 regret"] = on_development["top1_regret"].mean().reindex(wide.index).values
-    return table
+    on_development = quality[quality["target"].isin(DEVELOPMENT_TARGETS)].groupby("variant", sort=False)
+    variants = [v for v in boot["truth"].variants if v in wide.index]
+    means = {v: boot["truth"].mean_interval(v, CONFIDENCE) for v in variants}
+    top = max(variants, key=lambda v: -np.inf if np.isnan(means[v][0]) else means[v][0])
+    rows = []
+    for variant in variants:
+        difference = boot["truth"].difference_interval(variant, top, CONFIDENCE)
+        row = {"variant": variant, "mean τw [95% CI]": interval(*means[variant]), "_mean": means[variant][0],
+               f"Δ to {top} [95% CI]": "" if variant == top else interval(*difference),
+               "differs?": "" if variant == top else ("yes" if difference[1] > 0 or difference[2] < 0 else "no")}
+        for target in [*DEVELOPMENT_TARGETS, *[t for t in wide.columns if t not in DEVELOPMENT_TARGETS]]:
+            row[target] = wide.loc[variant, target] if target in wide.columns else np.nan
+        row["mean τw, 4-seed truth [95% CI]"] = interval(*boot["4-seed"].mean_interval(variant, CONFIDENCE))
+        row["mean Pearson r"] = on_development["pearson_r"].mean().get(variant, np.nan)
+        row["mean top-1 regret"] = on_development["top1_regret"].mean().get(variant, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("_mean", ascending=False, ignore_index=True).drop(columns="_mean")
 
 
-def low_data_table(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
-    """Per variant and low-data regime: τw averaged over draws then over development targets, ± the mean over
-    targets of the standard deviation across draws."""
-    quality = rank_quality(scores[scores["regime"].isin(LOW_DATA)], truth)
-    quality = quality[quality["target"].isin(DEVELOPMENT_TARGETS)]
-    per_target = quality.groupby(["variant", "regime", "target"], sort=False)["weighted_tau"].agg(["mean", "std"])
-    per_regime = per_target.groupby(["variant", "regime"], sort=False).mean()
-    table = pd.DataFrame({"variant": per_regime.index.get_level_values("variant").unique()})
-    for regime in LOW_DATA:
-        cells = per_regime.xs(regime, level="regime").reindex(table["variant"])
-        table[f"τw {regime} (± draw std)"] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(cells["mean"], cells["std"])]
-    table["mean low-data τw"] = per_regime["mean"].groupby("variant", sort=False).mean().reindex(table["variant"]).values
-    return table
+def low_data_table(boot: dict[str, BootstrapTau]) -> pd.DataFrame:
+    """Per variant: τw per low-data regime and their mean over development targets, each [interval]."""
+    rows = []
+    for variant in boot["mean"].variants:
+        row = {"variant": variant}
+        for regime in LOW_DATA:
+            row[f"τw {regime} [95% CI]"] = interval(*boot[regime].mean_interval(variant, CONFIDENCE))
+        mean = boot["mean"].mean_interval(variant, CONFIDENCE)
+        row["mean low-data τw [95% CI]"], row["_mean"] = interval(*mean), mean[0]
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("_mean", ascending=False, ignore_index=True).drop(columns="_mean")
 
 
-def default_choice(full: pd.DataFrame, low: pd.DataFrame, seconds: pd.Series) -> pd.DataFrame:
-    """LEAD's variants ordered by the rule for defaults: mean full-data τw over development targets, then mean
-    low-data τw, then mean seconds per model at full data."""
-    lead = full[full["variant"].str.startswith("lead")][["variant", "mean τw (development)"]]
-    lead = lead.merge(low[["variant", "mean low-data τw"]], on="variant", how="left")
-    lead["seconds per model"] = lead["variant"].map(seconds).values
-    return lead.sort_values(["mean τw (development)", "mean low-data τw", "seconds per model"],
-                            ascending=[False, False, True], ignore_index=True)
+# --- the defaults rule ----------------------------------------------------------------------------------------------
+
+def eligible_for_default(variant: str) -> bool:
+    """A LEAD variant with ridge log_init (rule step 1): not an SVM, logistic or paper-faithful (SVM) variant."""
+    return variant.startswith("lead") and not re.search(r"classifier=(?!ridge)|paper-faithful|svm", variant)
 
 
-def main() -> None:
-    truth = pd.read_csv(RESULTS / "ground_truth.csv")
-    runs = pd.read_csv(RESULTS / "ground_truth_runs.csv")
+def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Series) -> tuple[str, pd.DataFrame]:
+    """Apply :data:`DEFAULTS_RULE` to the bootstraps of the full-data and mean low-data τw: the chosen variant and
+    the table that shows every step (one row per LEAD variant, eligible ones first)."""
+    lead = [v for v in full.variants if v.startswith("lead")]
+    eligible = [v for v in lead if eligible_for_default(v)]
+    if not eligible:
+        raise ValueError(f"no eligible LEAD variant among {lead}")
+    full_means = {v: full.mean_interval(v, CONFIDENCE) for v in lead}
+    best = max(eligible, key=lambda v: full_means[v][0])
+    full_gaps = {v: full.difference_interval(v, best, CONFIDENCE) for v in eligible}
+    tied = [v for v in eligible if v == best or full_gaps[v][1] <= 0 <= full_gaps[v][2]]
+    low_means = {v: low.mean_interval(v, CONFIDENCE) if v in low.variants else (np.nan,) * 3 for v in lead}
+    low_best = max(tied, key=lambda v: -np.inf if np.isnan(low_means[v][0]) else low_means[v][0])
+    low_gaps = {v: low.difference_interval(v, low_best, CONFIDENCE) for v in tied}
+    low_tied = [v for v in tied if v == low_best or low_gaps[v][1] <= 0 <= low_gaps[v][2]]
+    chosen = min(low_tied, key=lambda v: seconds.get(v, np.inf))
+    rows = []
+    for variant in sorted(lead, key=lambda v: (not eligible_for_default(v), -full_means[v][0])):
+        if not eligible_for_default(variant):
+            verdict = "not eligible (log_init slower than the speed target allows)"
+        elif variant == chosen:
+            verdict = "**chosen**"
+        elif variant not in tied:
+            verdict = "below the best (interval excludes 0)"
+        elif variant not in low_tied:
+            verdict = "tied at full data, below in low data"
+        else:
+            verdict = "tied at full and low data, slower"
+        rows.append({
+            "variant": variant, "mean τw [95% CI]": interval(*full_means[variant]),
+            f"Δ to {best} [95% CI]": interval(*full_gaps[variant]) if variant in full_gaps and variant != best else "",
+            "mean low-data τw [95% CI]": interval(*low_means[variant]),
+            f"low-data Δ to {low_best} [95% CI]": interval(*low_gaps[variant]) if variant in low_gaps
+            and variant != low_best else "",
+            "seconds per model": seconds.get(variant, np.nan), "verdict": verdict})
+    return chosen, pd.DataFrame(rows)
+
+
+def defaults_report(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int = RESAMPLES,
+                    complete_targets: int | None = None) -> str:
+    """The markdown report that applies the defaults rule to ``scores``: the rule, then the table and the choice."""
+    if complete_targets is not None and complete_targets < 3:
+        raise ValueError(f"the rule needs at least three development targets with complete ground truth, "
+                         f"got {complete_targets}")
+    full = full_data_bootstraps(scores, finals, resamples)["truth"]
+    low = low_data_bootstraps(scores, finals, resamples)["mean"]
+    chosen, table = apply_defaults_rule(full, low, seconds_per_model(scores))
+    return "\n\n".join([DEFAULTS_RULE, "**Applied** to the scores below:", markdown_table(table, float_format=".3f"),
+                        f"**Chosen default: `{chosen}`.**"]) + "\n"
+
+
+# --- power ----------------------------------------------------------------------------------------------------------
+
+def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
+                target_counts=(5, 10, 20, 40, 80), seed_counts=(2, 4, 8)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Median half-width of the paired 95% interval of full-data mean-τw differences, over every pair of metric
+    variants (baselines left out), for benchmarks of ``target_counts`` targets like the development ones and
+    truths from ``seed_counts`` seeds (both resampled with replacement, so larger than the data only in the
+    resampling sense), and the targets needed for a half-width of 0.05 (a 0.05 difference called one about half the
+    time) and of 0.05 · 1.96/2.80 (80% of the time), from a fit half-width = c/√targets per seed count."""
+    full = scores[(scores["regime"] == "full") & (scores["family"] != "baseline")]
+    variants = tuple(dict.fromkeys(full["variant"]))
+    pairs = [(a, b) for i, a in enumerate(variants) for b in variants[i + 1:]]
+    rows, needs = [], []
+    for seeds in seed_counts:
+        boot = bootstrap_tau(full, finals, targets=DEVELOPMENT_TARGETS, resamples=resamples, seed=BOOTSTRAP_SEED,
+                             seeds_per_truth=seeds, variants=variants)
+        widths = {}
+        for count in target_counts:
+            widths[count] = float(np.nanmedian(boot.with_targets(count, BOOTSTRAP_SEED + count)
+                                               .difference_half_widths(pairs, CONFIDENCE)))
+            rows.append({"seeds per truth": seeds, "targets": count, "median half-width": widths[count]})
+        counts = np.array(target_counts, dtype=float)
+        scale = float(np.sum(np.array(list(widths.values())) / np.sqrt(counts)) / np.sum(1 / counts))
+        needs.append({"seeds per truth": seeds, "c in half-width = c/√targets": scale,
+                      f"targets for half-width {SEPARATE}": int(np.ceil((scale / SEPARATE) ** 2)),
+                      "targets for 80% power": int(np.ceil((scale / (SEPARATE * 1.96 / 2.80)) ** 2))})
+    return pd.DataFrame(rows), pd.DataFrame(needs)
+
+
+# --- command line ---------------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", default="tables", choices=("tables", "defaults", "power"))
+    parser.add_argument("--scores", type=Path, default=RESULTS / "metric_scores.csv")
+    parser.add_argument("--resamples", type=int, default=RESAMPLES)
+    parser.add_argument("--write", type=Path, default=None, help="defaults: also write the report to this file")
+    arguments = parser.parse_args(argv)
+    protocol, low_runs = truth_runs()
+    truth = extended_grid_truth(protocol, low_runs)
+    finals = final_runs(protocol, low_runs, seeds=(0, 1))
+    scores = read_scores(arguments.scores) if arguments.scores.is_file() else None
+    if arguments.command != "tables" and scores is None:
+        raise SystemExit(f"no scores at {arguments.scores}: run benchmarks/run_benchmark.py first")
+    if arguments.command == "defaults":
+        complete = int(truth[truth["target"].isin(DEVELOPMENT_TARGETS)].groupby("target").size().ge(
+            scores[scores["regime"] == "full"].groupby("target")["model"].nunique().max()).sum())
+        report = defaults_report(scores[scores["family"] != "baseline"], finals, arguments.resamples, complete)
+        print(report)
+        if arguments.write:
+            arguments.write.write_text(report)
+        return
+    if arguments.command == "power":
+        widths, needs = power_table(scores, final_runs(protocol, low_runs, seeds=(0, 1)), arguments.resamples)
+        print(f"### Paired-interval half-width against benchmark size ({arguments.resamples} resamples)\n")
+        print(markdown_table(widths.pivot_table(index="targets", columns="seeds per truth",
+                                                values="median half-width").reset_index()
+                             .rename(columns=lambda c: f"{c} seeds" if isinstance(c, (int, np.integer)) else c),
+                             float_format=".3f"))
+        print(f"\n### Targets needed to separate a {SEPARATE} difference in mean τw\n")
+        print(markdown_table(needs, float_format=".3f"))
+        return
+    print(f"Intervals: {CONFIDENCE:.0%} percentile bootstrap, {arguments.resamples} resamples of the "
+          f"{len(DEVELOPMENT_TARGETS)} development targets and of every pair's ground-truth seed runs (seed "
+          f"{BOOTSTRAP_SEED}).\n")
     print("### Ground truth (mean test top-1 of seeds 0 and 1 at the selected learning rate)\n")
     print(markdown_table(ground_truth_table(truth), float_format=".3f"))
+    print("\n### Pairs the learning-rate grid's edge changes or leaves unsettled\n")
+    print(markdown_table(truth_changes(protocol, low_runs), float_format=".4g"))
     print("\n### How well the ground truth reproduces itself\n")
-    print(markdown_table(reproducibility_table(runs), float_format=".3f"))
-    scores_csv = RESULTS / "metric_scores.csv"
-    if not scores_csv.is_file():
+    print(markdown_table(reproducibility_table(final_runs(protocol, low_runs, seeds=(0, 1, 2, 3))),
+                         float_format=".3f"))
+    if scores is None:
         return
-    scores = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
-    seconds = scores[scores["regime"] == "full"].groupby("variant")["seconds"].mean()
-    scores = pd.concat([scores, baseline_scores()], ignore_index=True)
+    full_boot = full_data_bootstraps(scores, finals, arguments.resamples)
+    low_boot = low_data_bootstraps(scores, finals, arguments.resamples)
     models = scores[scores["regime"] == "full"].groupby("target")["model"].nunique().to_dict()
-    full = full_data_table(scores, truth, truth_with_seeds(runs, (0, 1, 2, 3)))
-    low = low_data_table(scores, truth)
     print(f"\n### τw at full data (models per target: {models})\n")
-    print(markdown_table(full.sort_values("mean τw (development)", ascending=False), float_format=".3f"))
+    print(markdown_table(full_data_table(scores, truth, full_boot), float_format=".3f"))
     print("\n### τw in the low-data regimes (development targets)\n")
-    print(markdown_table(low.sort_values("mean low-data τw", ascending=False), float_format=".3f"))
+    print(markdown_table(low_data_table(low_boot), float_format=".3f"))
     print("\n### LEAD's variants by the rule for defaults\n")
-    print(markdown_table(default_choice(full, low, seconds), float_format=".3f"))
+    _, table = apply_defaults_rule(full_boot["truth"], low_boot["mean"], seconds_per_model(scores))
+    print(markdown_table(table, float_format=".3f"))
 
 
 if __name__ == "__main__":

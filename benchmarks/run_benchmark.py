@@ -4,6 +4,7 @@ at full data and in the low-data regimes, judged against the fine-tuned ground t
     python benchmarks/run_benchmark.py                       # everything (needs ../shared/data)
     python benchmarks/run_benchmark.py --targets eurosat     # one target
     python benchmarks/run_benchmark.py --fast                # the CI subset: 3 models, 1 target, few variants
+    python benchmarks/run_benchmark.py --variants gbc --replace   # score one metric again after a change
 
 Scores are appended to ``benchmarks/results/metric_scores.csv`` as they come (a rerun skips the (target,
 variant) pairs already there); the τw tables are rebuilt from all scores and ``ground_truth.csv`` at the end.
@@ -96,6 +97,10 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--cache-dir", type=Path, default=REPOSITORY / ".lead_hub_cache" / "benchmark")
     parser.add_argument("--ground-truth", type=Path, default=RESULTS / "ground_truth.csv")
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="score only these variants (names as in the scores CSV), e.g. one metric after a change")
+    parser.add_argument("--replace", action="store_true",
+                        help="with --variants: first drop their rows from the scores CSV, so they are scored afresh")
     arguments = parser.parse_args()
     if not (SHARED / "zoo").is_dir():
         sys.exit(f"the offline benchmark needs the shared data at {SHARED}")
@@ -109,8 +114,22 @@ def main() -> None:
         variants = [LEAD_VARIANTS[0], LEAD_VARIANTS[1], MetricVariant("logme", "logme"), MetricVariant("sfda", "sfda")]
         variants = [v for v in variants if v.metric in metrics.available()]
         regimes_of = fast_regimes
+    if arguments.variants:
+        unknown = sorted(set(arguments.variants) - {variant.name for variant in variants})
+        if unknown:
+            sys.exit(f"--variants: unknown {unknown}; known: {[variant.name for variant in variants]}")
+        variants = [variant for variant in variants if variant.name in arguments.variants]
+    elif arguments.replace:
+        sys.exit("--replace needs --variants (it drops those variants' rows before scoring them again)")
     arguments.output.mkdir(parents=True, exist_ok=True)
     scores_csv = arguments.output / ("metric_scores_fast.csv" if arguments.fast else "metric_scores.csv")
+    if arguments.replace and scores_csv.is_file():
+        kept = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
+        kept = kept[~kept["variant"].isin(arguments.variants)]
+        replacement = scores_csv.with_suffix(".csv.tmp")
+        kept.to_csv(replacement, index=False)
+        replacement.replace(scores_csv)  # atomic: a reader sees the old or the new file, never half of one
+        print(f"dropped the rows of {arguments.variants} from {scores_csv}; scoring them again", flush=True)
     done = set()
     if scores_csv.is_file():
         previous = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])

@@ -7,6 +7,7 @@ SFDA, PED and ETran repositories and the one METHOD.md §1 fixes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -260,10 +261,23 @@ class BootstrapTau:
 
     def _interval(self, point: np.ndarray, resampled: np.ndarray, confidence: float) -> tuple[float, float, float]:
         """(mean over targets of ``point``, percentile interval of the per-resample means over the drawn targets)."""
-        means = np.nanmean(np.take_along_axis(resampled, self.target_draws, axis=1), axis=1)
-        tail = 100 * (1 - confidence) / 2
-        low, high = np.nanpercentile(means, [tail, 100 - tail])
-        return float(np.nanmean(point)), float(low), float(high)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a variant with no τw on any drawn target: NaN
+            means = np.nanmean(np.take_along_axis(resampled, self.target_draws, axis=1), axis=1)
+            tail = 100 * (1 - confidence) / 2
+            low, high = np.nanpercentile(means, [tail, 100 - tail])
+            return float(np.nanmean(point)), float(low), float(high)
+
+    def with_targets(self, count: int, seed: int) -> "BootstrapTau":
+        """The same resampled truths averaged over ``count`` targets drawn with replacement (``seed``): the intervals
+        a benchmark of ``count`` targets like these would give (the power estimate)."""
+        draws = np.random.default_rng(seed).integers(0, len(self.targets), size=(self.resamples, count))
+        return dataclasses.replace(self, target_draws=draws)
+
+    def difference_half_widths(self, pairs, confidence: float = 0.95) -> np.ndarray:
+        """Half-widths of the paired intervals of ``pairs`` ((variant, other) tuples), one per pair."""
+        return np.array([(high - low) / 2 for _, low, high in
+                         (self.difference_interval(first, second, confidence) for first, second in pairs)])
 
     def mean_interval(self, variant: str, confidence: float = 0.95) -> tuple[float, float, float]:
         """(mean τw over targets, low, high) of ``variant``."""
@@ -306,7 +320,8 @@ def resampled_truths(pools: np.ndarray, seeds_per_truth: int, resamples: int, rn
 
 def bootstrap_tau(scores: pd.DataFrame, final_runs: pd.DataFrame, *, targets, truth_seeds=(0, 1),
                   resamples: int = 2000, seed: int = 0, seeds_per_truth: int | None = None,
-                  targets_per_resample: int | None = None, accuracy_column: str = "test_acc") -> BootstrapTau:
+                  targets_per_resample: int | None = None, accuracy_column: str = "test_acc",
+                  variants=None) -> BootstrapTau:
     """Seeded bootstrap of every variant's τw over ``targets`` and over the ground truth's seeds.
 
     ``scores``: long format (target, variant, regime, draw, model, score), already restricted to the regimes the
@@ -316,7 +331,7 @@ def bootstrap_tau(scores: pd.DataFrame, final_runs: pd.DataFrame, *, targets, tr
     draws ``targets_per_resample`` targets (default: as many as there are) with replacement and, for every pair,
     ``seeds_per_truth`` runs (default len(truth_seeds)) with replacement from all its recorded seeds, and
     recomputes every τw against that truth. Larger sizes than the data's estimate the intervals of a larger
-    benchmark (used for the power estimate).
+    benchmark (used for the power estimate). ``variants`` fixes the order (default: as they first appear).
     """
     targets = tuple(targets)
     models = tuple(sorted(set(final_runs["model"])))
@@ -328,25 +343,26 @@ def bootstrap_tau(scores: pd.DataFrame, final_runs: pd.DataFrame, *, targets, tr
     own = final_runs[final_runs["seed"].isin(truth_seeds)]
     point_truth = seed_pools(own, targets, models, accuracy_column=accuracy_column)
     point_truth = np.round(np.nanmean(point_truth, axis=2), TRUTH_DECIMALS)
-    variants = tuple(dict.fromkeys(scores["variant"]))
+    variants = tuple(dict.fromkeys(scores["variant"]) if variants is None else variants)
     point = np.full((len(variants), len(targets)), np.nan)
     resampled = np.full((resamples, len(variants), len(targets)), np.nan)
-    model_index = {model: m for m, model in enumerate(models)}
-    for (variant, target), group in scores[scores["target"].isin(targets)].groupby(["variant", "target"], sort=False):
+    chosen_rows = scores["target"].isin(targets) & scores["variant"].isin(variants) & scores["model"].isin(models)
+    wide = scores[chosen_rows].pivot_table(index=["variant", "target", "regime", "draw"], columns="model",
+                                           values="score", aggfunc="last", sort=False).reindex(columns=list(models))
+    keys, table = wide.index.to_frame(index=False), wide.to_numpy(dtype=float)
+    for (variant, target), rows in keys.groupby(["variant", "target"], sort=False).indices.items():
         v, t = variants.index(variant), targets.index(target)
         per_point, per_resample = [], []
-        for _, draw in group.groupby(["regime", "draw"], sort=False):
-            columns = [model_index[m] for m in draw["model"] if m in model_index]
-            values = draw.set_index("model")["score"].reindex([models[c] for c in columns]).to_numpy(dtype=float)
-            keep = np.isfinite(values) & np.isfinite(point_truth[t, columns])
-            if keep.sum() < 2 or np.ptp(values[keep]) == 0:
+        for row in rows:
+            chosen = np.flatnonzero(np.isfinite(table[row]) & np.isfinite(point_truth[t]))
+            values = table[row, chosen]
+            if len(chosen) < 2 or np.ptp(values) == 0:
                 per_point.append(np.nan)
                 per_resample.append(np.full(resamples, np.nan))
                 continue
-            chosen = np.asarray(columns)[keep]
-            per_point.append(weighted_tau_rows(values[keep], point_truth[t, chosen])[0])
-            per_resample.append(weighted_tau_rows(values[keep][None, :], truths[:, t, chosen]))
-        regimes = group[["regime", "draw"]].drop_duplicates()["regime"].to_numpy()
+            per_point.append(weighted_tau_rows(values, point_truth[t, chosen])[0])
+            per_resample.append(weighted_tau_rows(values[None, :], truths[:, t, chosen]))
+        regimes = keys["regime"].to_numpy()[rows]
         point[v, t] = _mean_over_draws_then_regimes(np.array(per_point), regimes)
         resampled[:, v, t] = _mean_over_draws_then_regimes(np.stack(per_resample, axis=-1), regimes)
     return BootstrapTau(variants, targets, point, resampled, target_draws, seed)
@@ -358,3 +374,18 @@ def _mean_over_draws_then_regimes(values: np.ndarray, regimes: np.ndarray) -> np
         warnings.simplefilter("ignore", RuntimeWarning)  # a regime where every draw is NaN stays NaN
         per_regime = [np.nanmean(values[..., regimes == regime], axis=-1) for regime in dict.fromkeys(regimes)]
         return np.nanmean(np.stack(per_regime, axis=-1), axis=-1)
+
+
+def combine_regimes(parts: list[BootstrapTau]) -> BootstrapTau:
+    """One bootstrap whose per-target figure is the mean over ``parts`` (one per regime, NaNs left out), e.g. the
+    mean low-data τw from the 2/5/10-per-class bootstraps. The parts must share their resamples (same targets,
+    runs, resamples and seed), so the combination stays paired."""
+    first = parts[0]
+    for part in parts[1:]:
+        if part.variants != first.variants or not np.array_equal(part.target_draws, first.target_draws):
+            raise ValueError("combine_regimes needs bootstraps of the same variants on the same resamples")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        point = np.nanmean(np.stack([part.point for part in parts]), axis=0)
+        resampled = np.nanmean(np.stack([part.resampled for part in parts]), axis=0)
+    return dataclasses.replace(first, point=point, resampled=resampled)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lead_hub.evaluation import TRUTH_DECIMALS
+
 PROTOCOL_RATES = (0.1, 0.01, 0.001)
 EDGE_RATE = 0.001
 LOW_RATES = (0.0003, 0.0001)
@@ -83,12 +85,12 @@ def final_runs(protocol_runs: pd.DataFrame, low_rate_runs: pd.DataFrame, seeds=(
     seed): model, target, seed, lr, test_acc, test_mean_class_acc, plus ``edge``: 'extended' where the pair takes
     the extended grid's best rate, or why it keeps the protocol's ('grid unsettled', 'finals missing at <rate>')."""
     runs = _all_runs(protocol_runs, low_rate_runs)
-    finals = runs[runs["phase"] == "final"]
+    finals = {key: pair for key, pair in runs[runs["phase"] == "final"].groupby(["model", "target"])}
+    empty = runs.iloc[0:0]
     rows = []
     for _, pair in grid_table(protocol_runs, low_rate_runs).iterrows():
-        mine = finals[(finals["model"] == pair["model"]) & (finals["target"] == pair["target"])]
-        at = {rate: mine[np.isclose(mine["lr"], rate, rtol=1e-9, atol=0)]
-              for rate in (pair["protocol_lr"], pair["extended_lr"])}
+        mine = finals.get((pair["model"], pair["target"]), empty)
+        at = {rate: mine[mine["rate"] == GRID_ORDER.index(rate)] for rate in (pair["protocol_lr"], pair["extended_lr"])}
         if not pair["settled"]:
             edge, rate = "grid unsettled", pair["protocol_lr"]
         elif not set(seeds) <= set(at[pair["extended_lr"]]["seed"]):
@@ -111,10 +113,13 @@ def extended_grid_truth(protocol_runs: pd.DataFrame, low_rate_runs: pd.DataFrame
     (means over ``seeds``) and edge (see :func:`final_runs`)."""
     finals = final_runs(protocol_runs, low_rate_runs, seeds)
     finals = finals[finals["seed"].isin(seeds)]
-    return (finals.groupby(["model", "target"], sort=False)
-            .agg(best_lr=("lr", "first"), test_acc=("test_acc", "mean"),
-                 test_mean_class_acc=("test_mean_class_acc", "mean"), edge=("edge", "first"))
-            .reset_index().sort_values(["target", "model"], ignore_index=True))
+    table = (finals.groupby(["model", "target"], sort=False)
+             .agg(best_lr=("lr", "first"), test_acc=("test_acc", "mean"),
+                  test_mean_class_acc=("test_mean_class_acc", "mean"), edge=("edge", "first"))
+             .reset_index().sort_values(["target", "model"], ignore_index=True))
+    accuracy = ["test_acc", "test_mean_class_acc"]
+    table[accuracy] = table[accuracy].round(TRUTH_DECIMALS)  # equal counts tie exactly, not by round-off
+    return table
 
 
 def edge_steps(protocol_runs: pd.DataFrame, low_rate_runs: pd.DataFrame, development_targets,

@@ -59,7 +59,15 @@ def parc(features, labels, *, source_logits=None, seed: int = 0, pca_dims: int =
     if len(axes.variances) < 2:
         raise ValueError("parc: the features have fewer than 2 directions of nonzero variance; "
                          "sample correlations over them are undefined")
-    projected = axes.project(features) / np.sqrt(axes.variances)
+    return parc_of_projection(axes.project(features), labels)
+
+
+def parc_of_projection(projected: np.ndarray, labels: np.ndarray) -> float:
+    """PARC from already PCA-projected features (N×P, every column non-constant): standardise each column, then
+    100 × Spearman correlation of the sample dissimilarities with the label dissimilarities (module docstring).
+    ``parc`` calls it with the exact principal axes; the reference's randomized PCA can be fed in to compare."""
+    projected = np.asarray(projected, dtype=np.float64)
+    projected = (projected - projected.mean(axis=0)) / projected.std(axis=0)
     rows = projected - projected.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(rows, axis=1)
     if np.any(norms == 0):
@@ -68,6 +76,6 @@ def parc(features, labels, *, source_logits=None, seed: int = 0, pca_dims: int =
     rows /= norms[:, None]
     upper = np.triu_indices(len(rows), k=1)
     feature_dissimilarity = 1.0 - (rows @ rows.T)[upper]
-    different_class = (labels[:, None] != labels[None, :])[upper]
+    different_class = (np.asarray(labels)[:, None] != np.asarray(labels)[None, :])[upper]
     ranks = rankdata(feature_dissimilarity)
     return float(100.0 * np.corrcoef(ranks, different_class)[0, 1])
