@@ -37,6 +37,7 @@ from lead_hub.data import LabeledImages
 from lead_hub.decoding import (DEFAULT_DECODE_LIMITS, DecodeLimits, ImageDecodeError, decode_image,
                                error_line)
 from lead_hub.models import Backbone, load_backbone, resolve_revision
+from lead_hub.public_names import public_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -301,8 +302,8 @@ def _compute(backbone: Backbone, images: LabeledImages, device: torch.device, dt
     current = next(chunk_iter, None)
     rows_in_chunk = 0
     computed_rows = sum(stop - start for start, stop in todo)
-    bar = tqdm(total=len(images), initial=len(images) - computed_rows, desc=backbone.model_id, unit="img",
-               disable=not progress)
+    bar = tqdm(total=len(images), initial=len(images) - computed_rows, desc=public_model_id(backbone.model_id),
+               unit="img", disable=not progress)
     started = time.perf_counter()
     with torch.inference_mode():
         for pixels in loader:

@@ -18,8 +18,7 @@ import pandas as pd
 LOCAL_DIR = "local-dir:"
 
 # An absolute POSIX path (a "/" not preceded by a word character, dot, slash or "<" as in a closing HTML tag, and
-# not starting "//" as in a
-# URL) or a Windows drive path, up to the next whitespace, quote, bracket or separator.
+# not starting "//" as in a URL) or a Windows drive path, up to the next whitespace, quote, bracket or separator.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w./<])/(?!/)[^\s'\"<>|,;()\[\]{}]*|\b[A-Za-z]:\\[^\s'\"<>|,;()\[\]{}]*")
 
 

@@ -9,7 +9,9 @@ Run locally with ``python space/app.py`` (http://127.0.0.1:7860). Environment: `
 Space keeps nothing of its visitors' data).
 """
 
+import html
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from gradio.utils import get_space
 from hub_publish import PublishError, choose_token, publish
 from lead_hub import metrics as metric_registry
 from lead_hub.leaderboard import Leaderboard, display_cell, short_name
+from lead_hub.public_names import redact_paths
 from lead_hub.ranking import DEMO_DATASET
 from ranking_job import (
     DATASET_FROM_HUB,
@@ -40,46 +43,67 @@ IMAGE_SIZES = [("each model's own preprocessing", OWN_PREPROCESSING), ("32 px", 
 TABLE_COLUMNS = ["rank", "model", "score", "parameters", "pareto", "notes"]
 """The table's columns before a ranking (after one, ``score`` becomes one column per metric)."""
 _INTRO = """# lead_hub: which pretrained model should you fine-tune?
-Score candidate models on a sample of **your** images with **LEAD** (Hu et al., CVPR 2024) and the classic
-transferability metrics, and rank them before fine-tuning any. The defaults rank the six embedded demo models on
-300 EuroSAT satellite tiles. Upload a `.zip` of class folders (`<class>/<image>.jpg`) or name a Hub dataset, pick a
-zoo or list Hub model ids, and press **Rank models**: each model's row appears as soon as it is scored."""
+Rank candidate models on a sample of **your** images with **LEAD** (CVPR 2024) and the classic transferability
+metrics, before fine-tuning any. The defaults rank six small demo models on 300 EuroSAT satellite tiles: press
+**Rank models**. For your data, upload a `.zip` of class folders (`<class>/<image>.jpg`) or name a Hub dataset."""
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+EXAMPLE_HUB_DATASET = "uoft-cs/cifar10"
+EXAMPLE_MODEL_IDS = "timm/resnet18.a1_in1k\nfacebook/dinov2-small"
 
 
 def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = None,
                in_space: bool | None = None) -> gr.Blocks:
     """The Space's page. ``in_space`` (default: whether ``SPACE_ID`` is set) shows "Sign in with Hugging Face"
-    for publishing; run locally, a password field takes a token instead."""
+    for publishing; run locally, a password field takes a token instead.
+
+    The form's essentials (dataset, models, the metric to rank by, **Rank models** and **Stop**) come first, so
+    they fit a laptop screen; the other settings sit in a closed accordion. While a ranking runs, its progress is
+    drawn on the status line only: the table and the chart stay visible and fill in model by model."""
     in_space = get_space() is not None if in_space is None else in_space
     metric_names = metric_registry.available()
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(_INTRO)
         with gr.Row():
-            with gr.Column(scale=2):
-                dataset_from = gr.Radio([DATASET_FROM_UPLOAD, DATASET_FROM_HUB], value=DATASET_FROM_UPLOAD,
-                                        label="Dataset from")
+            with gr.Column(scale=2, min_width=300):
+                with gr.Row():
+                    dataset_from = gr.Radio([DATASET_FROM_UPLOAD, DATASET_FROM_HUB], value=DATASET_FROM_UPLOAD,
+                                            label="Dataset from", min_width=150)
+                    models_from = gr.Radio([MODELS_FROM_ZOO, MODELS_FROM_IDS], value=MODELS_FROM_ZOO,
+                                           label="Models from", min_width=150)
                 upload = gr.File(value=str(DEMO_DATASET), file_types=[".zip"], label="Zip of class folders",
-                                 elem_id="dataset-zip")
-                hub_dataset = gr.Textbox("", label="Hub dataset id", placeholder="owner/name, e.g. uoft-cs/cifar10",
-                                         visible=False)
-                split = gr.Textbox(value="train", label="Split")
-                models_from = gr.Radio([MODELS_FROM_ZOO, MODELS_FROM_IDS], value=MODELS_FROM_ZOO, label="Models from")
+                                 elem_id="dataset-zip", height=110)
+                hub_dataset = gr.Textbox("", label="Hub dataset id",
+                                         placeholder=f"owner/name, e.g. {EXAMPLE_HUB_DATASET}", visible=False)
                 zoo = gr.Dropdown(offered_zoos(), value="demo", label="Zoo")
                 model_ids = gr.Textbox("", label="Model ids (Hub or timm, one per line)", lines=3, visible=False,
-                                       placeholder="timm/resnet18.a1_in1k\nfacebook/dinov2-small")
-                primary_metric = gr.Dropdown(metric_names, value="lead", label="Rank by")
-                other_metrics = gr.CheckboxGroup(metric_names, value=[], label="Also score with")
-                samples_per_class = gr.Slider(2, limits.max_samples_per_class, value=30, step=1,
-                                              label="Samples per class", elem_id="samples-per-class")
-                image_size = gr.Dropdown(IMAGE_SIZES, value=64, label="Image size")
-                run = gr.Button("Rank models", variant="primary", elem_id="rank-button")
-            with gr.Column(scale=3):
+                                       placeholder=EXAMPLE_MODEL_IDS)
+                primary_metric = gr.Dropdown(metric_names, value="lead", label="Rank by", elem_id="primary-metric")
+                metric_note = gr.Markdown(metric_description("lead"), elem_id="metric-description")
+                with gr.Row():
+                    run = gr.Button("Rank models", variant="primary", elem_id="rank-button", min_width=120)
+                    stop = gr.Button("Stop", variant="stop", elem_id="stop-button", min_width=80)
+                with gr.Accordion("More settings", open=False, elem_id="more-settings"):
+                    other_metrics = gr.CheckboxGroup(_other_metric_choices("lead"), value=[],
+                                                     label="Also score with", elem_id="other-metrics")
+                    samples_per_class = gr.Slider(2, limits.max_samples_per_class, value=30, step=1,
+                                                  label="Samples per class", elem_id="samples-per-class")
+                    image_size = gr.Dropdown(IMAGE_SIZES, value=64, label="Image size")
+                    split = gr.Textbox(value="train", label="Split")
+                    gr.Markdown(all_metric_descriptions())
+            with gr.Column(scale=3, min_width=300):
                 status = gr.Markdown("Press **Rank models** to rank the demo zoo on the demo data.",
-                                     label="Status", elem_id="ranking-status")
+                                     label="Status", elem_id="ranking-status", min_height=64)
                 table = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), label="Leaderboard (best first)",
                                      interactive=False, wrap=True, elem_id="leaderboard-table")
-                chart = gr.Image(label="Scores and the score-versus-size Pareto front", type="filepath")
+                chart = gr.Image(label="Scores and the score-versus-size Pareto front", type="filepath",
+                                 elem_id="leaderboard-chart")
                 csv = gr.File(label="Leaderboard as CSV")
+        gr.Examples([[DATASET_FROM_UPLOAD, str(DEMO_DATASET), "", MODELS_FROM_ZOO, "demo", "", "lead"],
+                     [DATASET_FROM_HUB, None, EXAMPLE_HUB_DATASET, MODELS_FROM_IDS, "demo", EXAMPLE_MODEL_IDS,
+                      "logme"]],
+                    [dataset_from, upload, hub_dataset, models_from, zoo, model_ids, primary_metric],
+                    label="Examples: the demo, or a Hub dataset with two Hub models (needs the Hub)",
+                    example_labels=["demo zip, demo zoo, LEAD", f"{EXAMPLE_HUB_DATASET}, two Hub models, LogME"])
         board = gr.State(None)
         with gr.Accordion("Publish the leaderboard to the Hugging Face Hub", open=False):
             gr.Markdown("Merges this ranking into a dataset repository of yours (created when missing), with a "
@@ -100,6 +124,10 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
         models_from.change(lambda choice: (gr.update(visible=choice == MODELS_FROM_ZOO),
                                            gr.update(visible=choice == MODELS_FROM_IDS)),
                            models_from, [zoo, model_ids], api_visibility="private")
+        primary_metric.change(lambda primary, others: (
+            metric_description(primary),
+            gr.update(choices=_other_metric_choices(primary), value=[name for name in others if name != primary])),
+            [primary_metric, other_metrics], [metric_note, other_metrics], api_visibility="private")
 
         def rank_models(dataset_from: str, upload: str | None, hub_dataset: str, split: str, models_from: str,
                         zoo: str, model_ids: str, primary_metric: str, other_metrics: list[str],
@@ -114,17 +142,25 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                 try:
                     for update in stream_ranking(request, results_dir=Path(results_dir), limits=limits,
                                                  cache_dir=cache_dir,
-                                                 progress=lambda fraction, text: progress(fraction, desc=text)):
-                        yield (update.status, display_table(update.board),
+                                                 progress=lambda fraction, text: progress(fraction,
+                                                                                          desc=redact_paths(text))):
+                        yield (as_markdown(update.status), display_table(update.board),
                                None if update.chart is None else str(update.chart),
                                None if update.csv is None else str(update.csv), update.board)
                 except Exception as error:
-                    raise gr.Error(error_message(error)) from error
+                    message = error_message(error)
+                    # The status line keeps what happened once the error pop-up is gone.
+                    yield (f"**The ranking stopped:** {as_markdown(message)}", gr.skip(), gr.skip(), gr.skip(),
+                           gr.skip())
+                    raise gr.Error(html.escape(message, quote=False), print_exception=False) from error
 
-        run.click(rank_models, [dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
-                                primary_metric, other_metrics, samples_per_class, image_size],
-                  [status, table, chart, csv, board], api_name="rank", concurrency_limit=1,
-                  concurrency_id="ranking")
+        ranking = run.click(rank_models, [dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
+                                          primary_metric, other_metrics, samples_per_class, image_size],
+                            [status, table, chart, csv, board], api_name="rank", concurrency_limit=1,
+                            concurrency_id="ranking", show_progress_on=[status])
+        stop.click(lambda: "**Stopped.** The ranking ends after the model in progress; the table keeps the models "
+                           "scored so far.", None, status, cancels=[ranking], api_visibility="private",
+                   queue=False)
 
         def publish_board(board: Leaderboard | None, repo_id: str, token: str,
                           oauth_token: gr.OAuthToken | None) -> str:
@@ -133,10 +169,37 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                                       oauth_token=None if oauth_token is None else oauth_token.token)
                 return publish(board, repo_id, chosen)
             except PublishError as error:
-                raise gr.Error(str(error)) from None
+                raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
 
         push.click(publish_board, [board, repo_id, token], push_status, api_name="publish")
     return demo
+
+
+def metric_description(name: str) -> str:
+    """One line under "Rank by": what the metric computes and what it needs (from the metric registry)."""
+    row = _metric_rows()[name]
+    needs = "" if row["needs"] == "features only" else f" Needs {row['needs']}: headless models get no score."
+    return f"**{name}**: {as_markdown(row['summary'])}.{needs}"
+
+
+def all_metric_descriptions() -> str:
+    """A markdown list of every metric with its one-line summary, for the settings accordion."""
+    return "\n".join(f"- **{name}**: {as_markdown(row['summary'])}" for name, row in _metric_rows().items())
+
+
+def _metric_rows() -> dict[str, dict]:
+    return {row["name"]: row for row in metric_registry.describe()}
+
+
+def _other_metric_choices(primary: str) -> list[str]:
+    """The metrics offered as "also score with": every metric but the one ranked by."""
+    return [name for name in metric_registry.available() if name != primary]
+
+
+def as_markdown(text: str) -> str:
+    """``text`` shown literally in a Markdown component: absolute server paths reduced to their last component,
+    HTML and Markdown syntax escaped (a zip named ``<img src=x>.zip`` or ``[a](b).zip`` shows as typed)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(redact_paths(text), quote=False))
 
 
 def display_table(board: Leaderboard) -> pd.DataFrame:
@@ -146,16 +209,20 @@ def display_table(board: Leaderboard) -> pd.DataFrame:
     columns = ["rank", "model_id", *board.metrics, "num_params", "pareto", "notes"]
     cells = {column: [display_cell(column, value) for value in board.table[column]] for column in columns}
     cells["model_id"] = [short_name(model_id) for model_id in board.table["model_id"]]
+    cells["notes"] = [redact_paths(note) for note in cells["notes"]]
     return pd.DataFrame(cells).rename(columns={"model_id": "model", "num_params": "parameters"})
 
 
 def error_message(error: Exception) -> str:
-    """What the page shows for a failed ranking: lead_hub's own message for bad input, else the error's type too."""
+    """What the page shows for a failed ranking: lead_hub's own message for bad input, else the error's type too;
+    absolute paths of the server (the upload's temporary copy, model folders) reduced to their last component."""
     if isinstance(error, KeyError) and error.args:
-        return str(error.args[0])  # str() of a KeyError quotes its message
-    if isinstance(error, (ValueError, LookupError, FileNotFoundError)):
-        return str(error)
-    return f"the ranking failed: {type(error).__name__}: {error}"
+        message = str(error.args[0])  # str() of a KeyError quotes its message
+    elif isinstance(error, (ValueError, LookupError, FileNotFoundError)):
+        message = str(error)
+    else:
+        message = f"the ranking failed: {type(error).__name__}: {error}"
+    return redact_paths(message)
 
 
 def launch_options(limits: SpaceLimits) -> dict:

@@ -321,10 +321,12 @@ def _final_update(board: Leaderboard, results_dir: Path, seconds: float) -> Rank
     else:
         status = f"Ranked {len(board.table)} models on {where} in {seconds:.0f} s by " \
                  f"{board.primary_metric}; predicted best: {short_name(board.best_model)}."
+    # Ties and missing scores (a saturated H-score, SFDA or PED; NLEEP at 2 samples per class) are not a ranking.
     skipped = provenance.get("skipped_images") or []
     if skipped:
         status += f" Skipped {len(skipped)} unreadable image(s): {'; '.join(skipped[:3])}" + \
                   ("; ..." if len(skipped) > 3 else "") + "."
+    status = "\n\n".join([status, *(f"Warning: {warning}" for warning in board.warnings)])
     return RankingUpdate(status, board, final=True, chart=chart, csv=csv)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 import socket
 import sys
 import zipfile
@@ -303,6 +304,29 @@ def test_the_page_table_names_models_by_their_short_name_and_sizes_in_millions(d
     shown = app.display_table(demo_run["updates"][-1].board).set_index("model")
     assert sorted(shown.index) == DEMO_MODEL_NAMES
     assert shown.loc["mobilenetv1_100.coral_in1k_emb", "parameters"] == "3.21 M"
+
+
+def test_page_text_shows_hostile_names_as_typed_and_no_server_path():
+    shown = app.as_markdown("'cats/<b>x</b>[a](b)*.png' in /tmp/gradio/0a1b/upload.zip, local-dir:/srv/app/demo/m")
+    assert shown == r"'cats/&lt;b&gt;x&lt;/b&gt;\[a\]\(b\)\*.png' in upload.zip, local-dir:m"
+    archive_error = ArchiveError("/tmp/gradio/0a1b/upload.zip: member '<img src=x>.txt' is not an image file")
+    assert app.error_message(archive_error) == "upload.zip: member '<img src=x>.txt' is not an image file"
+    assert app.error_message(RuntimeError("cannot read /home/someone/weights")) == \
+        "the ranking failed: RuntimeError: cannot read weights"
+
+
+def test_the_metric_ranked_by_is_described_and_not_offered_again():
+    assert "hscore" not in app._other_metric_choices("hscore") and "lead" in app._other_metric_choices("hscore")
+    assert app.metric_description("lead").startswith("**lead**: LEAD: cross-entropy of logits")
+    assert "Needs features + source logits" in app.metric_description("leep")
+
+
+def test_a_metric_that_ties_every_model_is_flagged_in_the_final_status(tmp_path, feature_cache, demo_run):
+    # 60 images and features of 256 to 1,024 dimensions: H-score is K − 1 = 9 for every model, so it cannot rank.
+    updates = list(stream_ranking(quick_request(primary_metric="hscore"), results_dir=tmp_path,
+                                  cache_dir=feature_cache))
+    assert re.search(r"Warning: hscore cannot rank [2-6] models that all score 9 ", updates[-1].status)
+    assert "Warning" not in demo_run["updates"][-1].status  # LEAD orders the same models
 
 
 def test_error_messages_keep_lead_hub_wording_and_name_unexpected_errors():

@@ -1,19 +1,29 @@
-"""The Space in a real browser: headless Chromium (Debian's package) driven by Playwright uploads the demo zip,
-runs a ranking and finds the ranked table on the page."""
+"""The Space in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+What a visitor sees is checked on the rendered page, by element boxes and text, not only "the page loads": the
+form's button above the fold at 1366×900, the progress drawn on the status line only while the table fills in
+model by model, hostile names shown as typed and no server path anywhere, the status after an error and after
+Stop, the metric description and the "also score with" choices following "Rank by", a tie warning, the chart
+beside the table, and a phone-width layout without sideways scrolling.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 from test_space import (  # noqa: F401 - feature_cache is a fixture shared with test_space
     DEMO_MODEL_NAMES,
+    REPOSITORY_ROOT,
     SPACE_DIR,
     SpaceLimits,
     feature_cache,
     launched_app,
+    png_bytes,
 )
 
 from lead_hub.ranking import DEMO_DATASET
@@ -23,6 +33,8 @@ CHROMIUM_ARGUMENTS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-
                       "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RANKING_TIMEOUT_MS = 600_000
 """Generous: the ranking runs on whatever CPU the test machine has to spare."""
+LAPTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 BROWSER_REQUIRED = os.environ.get("LEAD_HUB_REQUIRE_BROWSER") == "1"
 """Set by .ci/run, which installs chromium: there a missing browser fails the test instead of skipping it."""
@@ -32,47 +44,191 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.is_file() and not BROWSER_REQUIRED,
                                 "(apt-get install -y chromium, or space/ci_setup.sh); Playwright's own browser "
                                 "download is not used")
 
+# The boxes of what Gradio draws while an event runs: its status trackers holding a progress bar, text or timer.
+_PROGRESS_BOXES = """() => [...document.querySelectorAll('.progress-text, .progress-bar, .eta-bar, .progress-level')]
+    .map(element => element.closest('.wrap') || element)
+    .filter(element => !element.classList.contains('hide'))
+    .map(element => element.getBoundingClientRect())
+    .filter(box => box.width > 0 && box.height > 0)
+    .map(box => ({x: box.x, y: box.y, width: box.width, height: box.height}))"""
+
 
 @pytest.fixture(scope="module")
-def page(feature_cache):  # noqa: F811 - the fixture imported above
+def browser(feature_cache):  # noqa: F811 - the fixture imported above
     from playwright.sync_api import sync_playwright
 
     with launched_app(SpaceLimits(), feature_cache) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGUMENTS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        page.wait_for_selector("#rank-button", timeout=60_000)
-        yield page
-        browser.close()
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGUMENTS)
+        yield chromium, url
+        chromium.close()
 
 
-def test_a_visitor_uploads_the_demo_zip_ranks_and_sees_the_ranked_table(page, tmp_path):
+def open_page(browser, viewport: dict):
+    chromium, url = browser
+    page = chromium.new_page(viewport=viewport)
+    page.goto(url)
+    page.wait_for_selector("#rank-button", timeout=60_000)
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = open_page(browser, LAPTOP)
+    yield page
+    page.close()
+
+
+def box(locator) -> dict:
+    found = locator.bounding_box()
+    assert found is not None, f"{locator} is not shown"
+    return found
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+
+def upload_zip(page, path: Path, shown_name: str) -> None:
     upload = page.locator("#dataset-zip")
-    upload.get_by_label("Clear").click()  # the form opens with the demo zip; upload it as a visitor would
-    upload.locator("input[type=file]").set_input_files(str(DEMO_DATASET))
-    upload.get_by_text("eurosat_mini").wait_for(timeout=60_000)
-    samples = page.locator("#samples-per-class input[type=number]")
-    samples.fill("6")
-    samples.press("Enter")
+    upload.get_by_label("Clear").click()  # the form opens with the demo zip; upload as a visitor would
+    upload.locator("input[type=file]").set_input_files(str(path))
+    upload.locator(".file-name", has_text=shown_name).wait_for(timeout=60_000)
 
+
+def set_samples_per_class(page, samples: int) -> None:
+    page.locator("#more-settings").get_by_text("More settings").click()
+    field = page.locator("#samples-per-class input[type=number]")
+    field.fill(str(samples))
+    field.press("Enter")
+
+
+def choose_primary_metric(page, name: str) -> None:
+    page.locator("#primary-metric input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def shown_model_names(page) -> list[str]:
+    text = page.locator("#leaderboard-table").inner_text()
+    return [name for name in DEMO_MODEL_NAMES if name in text]
+
+
+def test_the_form_fits_a_laptop_screen_with_rank_and_stop_above_the_fold(page):
+    for element in ("#rank-button", "#stop-button", "#metric-description", "#dataset-zip"):
+        found = box(page.locator(element))
+        assert found["y"] + found["height"] <= LAPTOP["height"], f"{element} is below the fold at 1366×900"
+    assert page.locator("#metric-description").get_by_text("LEAD").is_visible()
+    # The example inputs are on the page too.
+    assert page.get_by_text("demo zip, demo zoo, LEAD").is_visible()
+
+
+def test_rows_appear_model_by_model_with_the_progress_on_the_status_line_only(page, tmp_path):
+    upload_zip(page, DEMO_DATASET, "eurosat_mini")
+    set_samples_per_class(page, 7)  # a sample no other test uses: every model is extracted, so the run lasts
+    page.locator("#rank-button").click()
+    # The moment the first row is in the table while the ranking still runs: where is the progress drawn?
+    state = page.wait_for_function(
+        f"""() => {{
+            const table = document.querySelector('#leaderboard-table');
+            const rows = {DEMO_MODEL_NAMES!r}.filter(name => table.innerText.includes(name)).length;
+            const progress = ({_PROGRESS_BOXES})();
+            const rect = element => {{ const b = document.querySelector(element).getBoundingClientRect();
+                                       return {{x: b.x, y: b.y, width: b.width, height: b.height}}; }};
+            return rows >= 1 && rows < 6 && progress.length > 0 &&
+                {{rows, progress, table: rect('#leaderboard-table'), chart: rect('#leaderboard-chart'),
+                  status: rect('#ranking-status'), text: document.querySelector('#ranking-status').innerText}};
+        }}""", polling=100, timeout=RANKING_TIMEOUT_MS).json_value()
+    page.screenshot(path=Path(os.environ.get("LEAD_HUB_SCREENSHOT_DIR", tmp_path)) / "streaming.png")
+    for drawn in state["progress"]:
+        assert not overlaps(drawn, state["table"]), f"progress {drawn} covers the table {state['table']}"
+        assert not overlaps(drawn, state["chart"]), f"progress {drawn} covers the chart"
+        assert overlaps(drawn, state["status"]), f"progress {drawn} is not on the status line"
+    assert "local-dir:" in state["text"] and str(REPOSITORY_ROOT) not in state["text"]  # model folders by name only
+    page.locator("#ranking-status").get_by_text("Ranked 6 models").wait_for(timeout=RANKING_TIMEOUT_MS)
+    assert shown_model_names(page) == DEMO_MODEL_NAMES
+    assert "/" not in "".join(page.locator("#leaderboard-table").inner_text().split("\n")[1:])  # no paths
+
+
+def test_a_visitor_uploads_the_demo_zip_ranks_and_sees_the_ranked_table_and_chart(page, tmp_path):
+    upload_zip(page, DEMO_DATASET, "eurosat_mini")
+    set_samples_per_class(page, 6)
     page.locator("#rank-button").click()
     status = page.locator("#ranking-status")
     status.get_by_text("Ranked 6 models on eurosat_mini.zip [train], 60 images in 10 classes").wait_for(
         timeout=RANKING_TIMEOUT_MS)
 
-    page.locator("img[src*='leaderboard.png']").wait_for(timeout=60_000)
+    chart = page.locator("#leaderboard-chart img[src*='leaderboard.png']")
+    chart.wait_for(timeout=60_000)
     table = page.locator("#leaderboard-table")
     assert table.get_by_text("lead", exact=True).filter(visible=True).count() == 1  # the score column
     row_tops = {}
     for name in DEMO_MODEL_NAMES:
         cell = table.get_by_text(name, exact=True).filter(visible=True)
         assert cell.count() == 1, f"{name} is not shown once in the table"
-        row_tops[name] = cell.bounding_box()["y"]
-    best = status.inner_text().rsplit("predicted best: ", 1)[1].strip().rstrip(".")
+        row_tops[name] = box(cell)["y"]
+    best = status.inner_text().split("predicted best: ", 1)[1].splitlines()[0].strip().removesuffix(".")
     assert min(row_tops, key=row_tops.get) == best  # the best model heads the table
+    assert not overlaps(box(chart), box(table))  # the chart sits below the table, not over it
+    assert box(chart)["height"] > 150
 
     screenshot = tmp_path / "space.png"
     page.screenshot(path=screenshot, full_page=True)
     assert screenshot.stat().st_size > 10_000
     if os.environ.get("LEAD_HUB_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(screenshot, SPACE_DIR / "screenshot.png")
+
+
+def test_hostile_member_names_show_as_typed_and_no_server_path_is_shown(page, tmp_path):
+    hostile = tmp_path / "upload.zip"
+    with zipfile.ZipFile(hostile, "w") as archive:
+        archive.writestr("cats/a.png", png_bytes((1, 2, 3)))
+        archive.writestr("cats/<b>bold</b><img src=x>.txt", b"not an image")
+    upload_zip(page, hostile, "upload.zip")
+    page.locator("#rank-button").click()
+    toast = page.locator(".toast-body").first
+    toast.wait_for(timeout=RANKING_TIMEOUT_MS)
+    status = page.locator("#ranking-status")
+    status.get_by_text("The ranking stopped").wait_for(timeout=60_000)
+    for shown in (toast, status):
+        text = shown.inner_text()
+        assert "<b>bold</b><img src=x>.txt" in text  # the name as typed, not rendered as markup
+        assert shown.locator("b:text('bold'), img[src='x']").count() == 0
+        assert "upload.zip" in text and "/tmp" not in text and str(tmp_path) not in text
+
+
+def test_rank_by_changes_the_description_and_the_other_choices_and_ties_are_flagged(page):
+    choose_primary_metric(page, "hscore")
+    page.locator("#metric-description").get_by_text("hscore").wait_for(timeout=30_000)
+    set_samples_per_class(page, 6)  # 60 images, at most 1,024 feature dimensions: H-score saturates
+    others = page.locator("#other-metrics")
+    assert others.get_by_label("hscore", exact=True).count() == 0
+    assert others.get_by_label("lead", exact=True).count() == 1
+    page.locator("#rank-button").click()
+    status = page.locator("#ranking-status")
+    status.get_by_text("Ranked 6 models").wait_for(timeout=RANKING_TIMEOUT_MS)
+    assert re.search(r"Warning: hscore cannot rank [2-6] models that all score 9 ", status.inner_text())
+
+
+def test_stop_ends_the_ranking_and_says_so(page):
+    upload_zip(page, DEMO_DATASET, "eurosat_mini")
+    set_samples_per_class(page, 8)  # not cached: the ranking is still running when Stop is pressed
+    page.locator("#rank-button").click()
+    page.locator("#ranking-status .progress-text").first.wait_for(timeout=60_000)
+    page.locator("#stop-button").click()
+    page.locator("#ranking-status").get_by_text("Stopped.").wait_for(timeout=60_000)
+    assert "Ranked 6 models" not in page.locator("#ranking-status").inner_text()
+
+
+def test_on_a_phone_the_page_reads_without_sideways_scrolling(browser, tmp_path):
+    page = open_page(browser, PHONE)
+    try:
+        page_width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert page_width <= PHONE["width"], f"the page is {page_width} px wide on a {PHONE['width']} px phone"
+        for element in ("#rank-button", "#ranking-status", "#leaderboard-table", "#metric-description"):
+            found = box(page.locator(element))
+            assert found["x"] >= 0 and found["x"] + found["width"] <= PHONE["width"], f"{element} is cut off"
+        # The form comes first, then the results, stacked in one column.
+        assert box(page.locator("#rank-button"))["y"] < box(page.locator("#ranking-status"))["y"]
+        page.screenshot(path=tmp_path / "phone.png", full_page=True)
+    finally:
+        page.close()
