@@ -9,8 +9,11 @@ Options (METHOD.md §3, open points 2 and 3):
     multi-class ``LinearSVC``. ``"logistic"``: multinomial ``LogisticRegression`` (lbfgs).
 ``fit``
     ``"in_sample"``: fit and predict on the same samples (the paper's wording); ``"out_of_fold"``: stratified
-    k-fold, each sample predicted by the classifier that did not see it; folds are dealt by content keys
-    (``_content_keys``), so they do not depend on sample order or class ids.
+    k-fold, each sample predicted by the classifier that did not see it; folds are dealt by the samples' keys
+    (``_content_keys``: id keys when the caller has sample ids, content keys otherwise), so they do not depend on
+    sample order or class ids; ``"leave_one_out"`` (ridge only): each sample predicted by the ridge fit on all the
+    others, exactly, in closed form from one fit (``_ridge.ridge_leave_one_out``): no folds, so nothing that
+    round-off could reassign.
 ``margins``
     ``"softmax"``: ``softmax(m)`` of the raw margins m; ``"calibrated"``: ``softmax(m / T)`` with the one
     temperature T > 0 that minimises the cross-entropy of the margins against the labels (a 1-D fit, the same
@@ -19,7 +22,8 @@ Options (METHOD.md §3, open points 2 and 3):
 The classifier sees features standardised per dimension (``_scaling``, constant dimensions dropped), so the
 regularisation strength means the same for every model whatever its feature scale. They are standardised once,
 straight into the layout the classifier reads: the ridge gets them in fold order (each fold one contiguous
-slice) and, on its primal route, in float32 (its N×D products run in float32 BLAS anyway, see ``_ridge``); the
+slice) and, on its primal route, in float32 (its N×D products run in float32 BLAS anyway, see ``_ridge``); its
+leave-one-out fit gets float64 in the given order; the
 scikit-learn classifiers get float64 in the given sample order (LinearSVC's coordinate descent visits the samples
 in a seeded random order, so reordering them would move its solution).
 """
@@ -33,11 +37,11 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 from lead_hub.metrics._content_keys import spread_over_folds
-from lead_hub.metrics._ridge import ridge_predictions, solves_primal
+from lead_hub.metrics._ridge import ridge_leave_one_out, ridge_predictions, solves_primal
 from lead_hub.metrics._scaling import ColumnScaling
 
 CLASSIFIERS = ("ridge", "ovr_svm", "cs_svm", "logistic")
-FITS = ("in_sample", "out_of_fold")
+FITS = ("in_sample", "out_of_fold", "leave_one_out")
 MARGINS = ("softmax", "calibrated", "raw")
 
 
@@ -58,8 +62,8 @@ def initial_logits(
     """``log_init`` as an N×K float64 array: normalised per-class outputs of the chosen linear classifier.
 
     ``features`` are standardised here with ``scaling`` (a ``ColumnScaling`` fit on them), or are already
-    standardised (float64) when ``scaling`` is None. ``keys`` (``_content_keys.content_keys``) deal the
-    out-of-fold folds.
+    standardised (float64) when ``scaling`` is None. ``keys`` (``_content_keys``: ``id_keys`` or ``content_keys``)
+    deal the out-of-fold folds.
 
     ``regularization`` is α of the ridge penalty α·N·‖W‖² and, for the SVMs and logistic regression, the inverse
     of scikit-learn's C per sample: C = 1 / (α·N), so the penalty weighs the same against the data term.
@@ -67,6 +71,13 @@ def initial_logits(
     _check_choice("classifier", classifier, CLASSIFIERS)
     _check_choice("fit", fit, FITS)
     _check_choice("margins", margins, MARGINS)
+    if fit == "leave_one_out" and classifier != "ridge":
+        raise ValueError(f"lead: fit='leave_one_out' has a closed form only for classifier='ridge', got "
+                         f"classifier={classifier!r}; use fit='out_of_fold' with it, or classifier='ridge'")
+    if fit == "leave_one_out":
+        standardized = features if scaling is None else scaling.transform(features)
+        raw = ridge_leave_one_out(standardized, _ridge_targets(labels, num_classes), regularization)
+        return normalise_margins(raw, labels, margins)
     fold_of_sample = spread_over_folds(labels, keys, folds) if fit == "out_of_fold" else None
     standardized, order = _classifier_input(features, scaling, classifier, fold_of_sample)
     if order is None:

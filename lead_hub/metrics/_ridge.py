@@ -1,4 +1,5 @@
-"""Multi-output ridge regression with an unpenalised intercept, in-sample or k-fold out-of-fold, in closed form.
+"""Multi-output ridge regression with an unpenalised intercept, in-sample, k-fold out-of-fold or exact
+leave-one-out, in closed form.
 
 For training rows T with feature mean μ and target mean ȳ, the weights minimise
 ``‖(X_T − μ)W − (Y_T − ȳ)‖² + λ‖W‖²`` with ``λ = alpha · |T|``, and a row x is predicted as ``(x − μ)W + ȳ``.
@@ -18,14 +19,30 @@ Two exact routes, picked by shape (:func:`solves_primal`):
   centring and the D×D solves run in float64.
 * dual (D ≥ |T|): with the linear kernel K = XXᵀ (float64) centred on the training rows,
   ``α = (K̃_TT + λI)⁻¹ (Y_T − ȳ)`` and predictions ``K̃_ET α + ȳ``: an |T|×|T| solve instead of a D×D one.
+
+Exact leave-one-out (:func:`ridge_leave_one_out`, no folds, everything in float64): ridge with an unpenalised
+intercept is a linear smoother, ŷ = H Y, and refitting without row i (same λ) predicts it as
+``ŷ_(−i) = (ŷ_i − h_ii y_i) / (1 − h_ii) = y_i − r_i / (1 − h_ii)`` with the residual r = Y − ŷ: one fit on all N
+rows and the diagonal of H replace N refits. The left-out fits train on N − 1 rows, so λ = alpha·(N − 1). With
+X_c = X − μ (full-sample mean), H = 11ᵀ/N + X_c (X_cᵀX_c + λI)⁻¹ X_cᵀ:
+
+* primal (D < N): with the Cholesky factor L of X_cᵀX_c + λI, ``1 − h_ii = 1 − 1/N − ‖L⁻¹ x_c,i‖²`` and
+  ``r = Y − ȳ − X_c W``, W = (X_cᵀX_c + λI)⁻¹ X_cᵀY: two N·D² passes (the Gram, then L⁻¹ on every row).
+* dual (D ≥ N): on 1⊥, ``I − K_c (K_c + λI)⁻¹ = λ (K_c + λI)⁻¹`` with K_c = X_c X_cᵀ, so ``r = λ M⁻¹ (Y − ȳ)`` and
+  ``1 − h_ii = λ (M⁻¹_ii − 1 / (N(λ + cN)))`` for ``M = K_c + λI + c·11ᵀ``: the rank-one term moves the intercept's
+  direction 1 (an eigenvector of K_c with eigenvalue 0) from λ to λ + cN, which acts only along 1, and keeps M as
+  well conditioned as K_c on 1⊥; c = trace(K_c)/N² puts it at the mean eigenvalue.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 
 from lead_hub.metrics._parallel import blas_workers, map_blas_tasks
+
+#: Rows per float64 block of the leave-one-out primal route (16 MiB at D = 1024).
+_LOO_BLOCK_ROWS = 2048
 
 
 def solves_primal(dims: int, num_samples: int, fold_of_sample: np.ndarray | None = None) -> bool:
@@ -57,6 +74,74 @@ def ridge_predictions(features: np.ndarray, targets: np.ndarray, alpha: float,
     unsorted = np.empty_like(predictions)
     unsorted[order] = predictions
     return unsorted
+
+
+def ridge_leave_one_out(features: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarray:
+    """N×K exact leave-one-out predictions: row i predicted by the ridge fit on the other N − 1 rows with
+    λ = alpha·(N − 1) (module docstring). ``features`` is N×D (cast to float64), ``targets`` N×K."""
+    if not alpha > 0:
+        raise ValueError(f"ridge regularization must be > 0, got {alpha}")
+    num_samples = len(features)
+    if num_samples < 3:
+        raise ValueError(f"leave-one-out ridge needs at least 3 samples, got {num_samples}")
+    penalty = alpha * (num_samples - 1)
+    targets = np.asarray(targets, dtype=np.float64)
+    target_mean = targets.mean(axis=0)
+    if features.shape[1] < num_samples:
+        residuals, one_minus_leverage = _loo_primal(features, targets - target_mean, penalty)
+    else:
+        residuals, one_minus_leverage = _loo_dual(features, targets - target_mean, penalty)
+    return targets - residuals / one_minus_leverage[:, None]
+
+
+def _loo_primal(features, centred_targets, penalty):
+    """Residuals of the all-rows fit and 1 − h_ii, through the D×D Gram; rows are read in blocks side by side."""
+    num_samples, workers = len(features), blas_workers()
+    ranges = _split(slice(0, num_samples), workers)
+    mean = sum(map_blas_tasks(lambda rows: features[rows].sum(axis=0, dtype=np.float64), ranges)) / num_samples
+
+    def centred_blocks(rows):
+        for start in range(rows.start, rows.stop, _LOO_BLOCK_ROWS):
+            block = slice(start, min(start + _LOO_BLOCK_ROWS, rows.stop))
+            yield block, features[block].astype(np.float64) - mean
+
+    def statistics(rows):
+        gram, cross = 0.0, 0.0
+        for block, centred in centred_blocks(rows):
+            gram = gram + centred.T @ centred
+            cross = cross + centred.T @ centred_targets[block]
+        return gram, cross
+
+    gram, cross = (sum(parts) for parts in zip(*map_blas_tasks(statistics, ranges)))
+    gram[np.diag_indices_from(gram)] += penalty
+    factor = cholesky(gram, lower=True, check_finite=False)
+    weights = cho_solve((factor, True), cross, check_finite=False)
+    inverse_factor_t = solve_triangular(factor, np.eye(len(factor)), lower=True, check_finite=False).T
+    residuals = np.empty_like(centred_targets)
+    one_minus_leverage = np.empty(num_samples)
+
+    def leave_out(rows):
+        for block, centred in centred_blocks(rows):
+            residuals[block] = centred_targets[block] - centred @ weights
+            whitened = centred @ inverse_factor_t
+            one_minus_leverage[block] = 1.0 - 1.0 / num_samples - np.einsum("ij,ij->i", whitened, whitened)
+
+    map_blas_tasks(leave_out, ranges)
+    return residuals, one_minus_leverage
+
+
+def _loo_dual(features, centred_targets, penalty):
+    """Residuals of the all-rows fit and 1 − h_ii, through the N×N centred kernel."""
+    num_samples = len(features)
+    centred = np.asarray(features, dtype=np.float64) - np.asarray(features, dtype=np.float64).mean(axis=0)
+    kernel = centred @ centred.T
+    shift = np.trace(kernel) / num_samples**2  # c, so that cN is the kernel's mean eigenvalue
+    system = kernel + shift
+    system[np.diag_indices_from(system)] += penalty
+    inverse = cho_solve(cho_factor(system, check_finite=False), np.eye(num_samples), check_finite=False)
+    residuals = penalty * (inverse @ centred_targets)
+    one_minus_leverage = penalty * (np.diag(inverse) - 1.0 / (num_samples * (penalty + shift * num_samples)))
+    return residuals, one_minus_leverage
 
 
 def _primal(features, targets, alpha, held_out, in_sample) -> np.ndarray:
