@@ -147,43 +147,12 @@ class Leaderboard:
         return text
 
     def plot(self, path: str | Path) -> None:
-        """A PNG: the primary score per model (bars from the worst score, best on top) and score versus size with
-        the Pareto front."""
-        import matplotlib
+        """A PNG: the primary score per model as a dot plot (best on top) and score versus size with the Pareto
+        front (:mod:`lead_hub.chart`)."""
+        from lead_hub.chart import save_chart
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        primary = self.primary_metric
-        scored = self.table.dropna(subset=[primary]).iloc[::-1]
-        figure, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 0.45 * max(len(scored), 4) + 1.6),
-                                               gridspec_kw={"width_ratios": [3, 2]})
-        scores = scored[primary].to_numpy(float)
-        names = display_names(self.table["model_id"])
-        if len(scores):
-            span = float(np.ptp(scores)) or max(abs(float(scores[0])), 1.0)
-            floor = float(scores.min()) - 0.1 * span
-            colours = ["tab:orange" if on_front else "tab:blue" for on_front in scored["pareto"]]
-            bars.barh(scored["model_id"].map(names), scores - floor, left=floor, color=colours)
-            for row, score in enumerate(scores):
-                bars.text(score, row, f" {score:.4g}", va="center", fontsize=8)
-            bars.set_xlim(floor, float(scores.max()) + 0.25 * span)
-        bars.set_xlabel(f"{primary} (higher is better; orange: on the Pareto front)")
-        bars.set_title(f"{self.provenance.get('dataset', '')} [{self.provenance.get('split', '')}]", fontsize=10)
-        sized = scored.dropna(subset=["num_params"])
-        scatter.scatter(sized["num_params"].astype(float), sized[primary], color="tab:blue")
-        front = sized[sized["pareto"]].sort_values("num_params")
-        scatter.plot(front["num_params"].astype(float), front[primary], color="tab:orange", marker="o",
-                     label="Pareto front")
-        for _, row in sized.iterrows():
-            scatter.annotate(names[row["model_id"]], (float(row["num_params"]), row[primary]), fontsize=7)
-        scatter.set_xscale("log")
-        scatter.set_xlabel("parameters")
-        scatter.set_ylabel(primary)
-        scatter.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
+        title = f"{self.provenance.get('dataset', '')} [{self.provenance.get('split', '')}]"
+        save_chart(self.table, self.primary_metric, display_names(self.table["model_id"]), title, path)
 
     def to_rich(self, width: int | None = None) -> Table:
         """A rich console table: rank, short model name, the scores, size, times and Pareto flag; the notes as a
