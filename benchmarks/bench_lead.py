@@ -23,6 +23,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "lead_speed.csv"
 VARIANTS = {
     "lead default (ridge, out-of-fold)": {},
     "lead ridge in-sample": {"classifier": "ridge", "fit": "in_sample"},
+    "lead ridge leave-one-out": {"classifier": "ridge", "fit": "leave_one_out"},
     "lead ovr_svm in-sample (paper)": {"classifier": "ovr_svm", "fit": "in_sample"},
     "lead ovr_svm out-of-fold": {"classifier": "ovr_svm", "fit": "out_of_fold"},
     "lead cs_svm in-sample": {"classifier": "cs_svm", "fit": "in_sample"},
