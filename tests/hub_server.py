@@ -760,6 +760,7 @@ def _truthy(values: list[str] | None) -> bool:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # many writers connect at once; the default backlog of 5 drops connections
     store: HubStore
     endpoint: str
 

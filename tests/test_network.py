@@ -25,14 +25,14 @@ from lead_hub import network
 from lead_hub.cli import main
 from lead_hub.hub import HubError, HubNetworkError, push_leaderboard, read_leaderboard
 
-TIMEOUT_S = 1
+TIMEOUT_S = 2
 GENEROUS_BOUND_S = 240  # the runs take seconds of their own; the bound only catches a hang (the old code took minutes)
 SUBPROCESS_TIMEOUT_S = 300
 
 
 @pytest.fixture
 def fast_network(monkeypatch):
-    """lead_hub's network policy with a 1 s timeout and 10 ms retry waits."""
+    """lead_hub's network policy with a 2 s timeout and 10 ms retry waits."""
     monkeypatch.setenv(network.TIMEOUT_VARIABLE, str(TIMEOUT_S))
     monkeypatch.setenv(network.RETRY_WAIT_VARIABLE, "0.01")
 
