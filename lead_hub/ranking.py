@@ -49,11 +49,15 @@ _VERSIONED_PACKAGES = ("lead-hub", "numpy", "scipy", "scikit-learn", "torch", "t
 
 @dataclass
 class _ModelResult:
-    """What one model produced so far: its row of the table and the arrays the set-relative metrics need."""
+    """What one model produced so far: its row of the table and the arrays the set-relative metrics need.
+
+    ``sample_arrays``: per-sample arrays that only some metrics read (``MetricInfo.sample_arrays``), e.g. LEAD's
+    ``sample_ids`` and ``ntk_sq_norms``."""
 
     row: dict
     inputs: dict | None
     notes: list[str]
+    sample_arrays: dict = dataclasses.field(default_factory=dict)
 
 
 @network.one_run()  # the first Hub failure of a ranking ends its network use, with one warning (lead_hub.network)
@@ -147,6 +151,10 @@ def rank(
         "versions": library_versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if "lead" in metric_names:
+        from lead_hub.ntk import lead_ntk_provenance
+
+        provenance["lead_ntk"] = lead_ntk_provenance(options["lead"])
     per_model_metrics = [name for name in metric_names if metric_registry.info(name).combine is None]
     set_metrics = [name for name in metric_names if metric_registry.info(name).combine is not None]
     results: dict[str, _ModelResult] = {}
@@ -154,6 +162,8 @@ def rank(
     for candidate in tqdm(candidates, desc="models", unit="model", disable=not progress or len(candidates) < 2):
         result = _extract(candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,
                           precision)
+        if result.inputs is not None and "lead" in per_model_metrics:
+            _add_lead_arrays(candidate, result, images, options["lead"], image_size, cache_dir, cache_key, progress)
         if result.inputs is not None:
             for name in per_model_metrics:
                 per_class_rows += _score_one(name, options[name], candidate.model_id, result, per_class,
@@ -332,18 +342,48 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
     return _ModelResult(row, inputs, notes)
 
 
+def _add_lead_arrays(candidate: Candidate, result: _ModelResult, images, lead_options: dict, image_size, cache_dir,
+                     cache_key, progress) -> None:
+    """LEAD's per-sample arrays for one model: the samples' ids (so its choices cannot move with round-off) and,
+    with ``ntk="full"``, the whole network's per-sample gradient norms (:mod:`lead_hub.ntk`, cached beside the
+    features). A model whose norms cannot be computed gets no LEAD score and a note saying why, never the
+    head-only NTK: every model of a leaderboard is scored with the same NTK."""
+    from lead_hub import ntk
+
+    result.sample_arrays["sample_ids"] = ntk.sample_ids(images)
+    if lead_options.get("ntk", "head") != "full":
+        return
+    started = time.perf_counter()
+    try:
+        norms = ntk.lead_sq_norms(candidate.load_id, images, result.inputs["features"], lead_options,
+                                  revision=candidate.revision, image_size=image_size, cache_dir=cache_dir,
+                                  dataset_key=cache_key, progress=progress)
+    except Exception as error:  # noqa: BLE001 - one model's NTK failing must not end the ranking
+        logger.warning("%s: whole-network NTK failed: %s", candidate.model_id, error)
+        result.notes.append(f"lead: whole-network NTK failed: {type(error).__name__}: {error_line(error)}")
+        return
+    result.sample_arrays["ntk_sq_norms"] = norms.vector(len(images))
+    result.row["score_seconds"] += time.perf_counter() - started
+    where = "read from the cache" if norms.computed_rows == 0 else \
+        f"{norms.computed_rows} computed on {norms.device} in {norms.seconds:.1f} s"
+    result.notes.append(f"lead: whole-network NTK over {norms.trainable_parameters:,} backbone parameters and the "
+                        f"head, {len(norms.rows)} images ({where})")
+
+
 def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, per_class: bool,
                class_names: list[str]) -> list[dict]:
     """Score one model with a per-model metric into ``result``; return its per-class diagnostic rows."""
     function = metric_registry.get(name)
     wants_diagnostics = per_class and "return_diagnostics" in inspect.signature(function).parameters
+    accepted = metric_registry.info(name).sample_arrays
+    inputs = {**result.inputs, **{key: value for key, value in result.sample_arrays.items() if key in accepted}}
     started = time.perf_counter()
     diagnostics = None
     try:
         if wants_diagnostics:
-            score, diagnostics = function(**result.inputs, return_diagnostics=True, **options)
+            score, diagnostics = function(**inputs, return_diagnostics=True, **options)
         else:
-            score = metric_registry.score_model_set(name, {model_id: result.inputs}, **options)[model_id]
+            score = metric_registry.score_model_set(name, {model_id: inputs}, **options)[model_id]
         result.row[name] = float(score)
     except metric_registry.MetricNotApplicable as error:
         result.notes.append(f"{name}: not applicable ({error})")

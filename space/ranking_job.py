@@ -25,8 +25,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lead_hub.archive import ArchiveLimits, extract_image_archive
+from lead_hub.cli.rank import parse_metric_options
+from lead_hub.decoding import error_line
 from lead_hub.leaderboard import Leaderboard, short_name
-from lead_hub.ranking import rank
+from lead_hub.ranking import check_settings, rank
 from lead_hub.zoo import LOCAL_DIR_PREFIX, load_zoo, zoo_names
 
 DATASET_FROM_UPLOAD = "zip upload"
@@ -74,6 +76,8 @@ class RankingRequest:
     zip). ``models_from`` is :data:`MODELS_FROM_ZOO` (``zoo``: a shipped zoo name) or :data:`MODELS_FROM_IDS`
     (``model_ids``: Hub or timm ids separated by commas, spaces or new lines). The leaderboard is ranked by
     ``primary_metric``; ``other_metrics`` are scored too. ``image_size`` 0 keeps each model's own preprocessing.
+    ``metric_options``: ``METRIC.KEY=VALUE`` items as ``lead-hub rank --metric-option`` takes them, e.g.
+    ``("lead.ntk=full",)`` for LEAD's whole-network NTK.
     """
 
     dataset_from: str = DATASET_FROM_UPLOAD
@@ -87,6 +91,7 @@ class RankingRequest:
     other_metrics: tuple[str, ...] = ()
     samples_per_class: int = 30
     image_size: int = 64
+    metric_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ class _Plan:
     metrics: list[str]
     samples_per_class: int
     image_size: int | None
+    metric_options: dict
 
 
 class _Cancelled(Exception):
@@ -244,8 +250,14 @@ def _checked_plan(request: RankingRequest, limits: SpaceLimits) -> _Plan:
         raise SpaceInputError(f"Image size: {image_size} px; choose 16 to {limits.max_image_size}, or "
                               f"{OWN_PREPROCESSING} for each model's own preprocessing")
     metrics = [request.primary_metric, *(name for name in request.other_metrics if name != request.primary_metric)]
+    try:
+        metric_options = parse_metric_options(list(request.metric_options))
+        check_settings(metrics, metric_options, image_size=None, batch_size=1, samples_per_class=None,
+                       max_samples=None)
+    except (KeyError, ValueError) as error:
+        raise SpaceInputError(f"Metric options: {error_line(error)}") from error
     return _Plan(models, dataset, upload, request.split, metrics, samples,
-                 None if image_size == OWN_PREPROCESSING else image_size)
+                 None if image_size == OWN_PREPROCESSING else image_size, metric_options)
 
 
 def _checked_hub_dataset(dataset_id: str) -> str:
@@ -286,7 +298,7 @@ def _run(plan: _Plan, limits: SpaceLimits, cache_dir: Path | None, events: queue
 
             board = rank(plan.models, dataset, split=plan.split, metrics=plan.metrics,
                          samples_per_class=plan.samples_per_class, image_size=plan.image_size, cache_dir=cache_dir,
-                         progress=True, on_model_done=on_model_done)
+                         metric_options=plan.metric_options, progress=True, on_model_done=on_model_done)
         events.put(("done", board))
     except _Cancelled:
         pass

@@ -52,8 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", nargs="+", default=["lead"], metavar="NAME",
                         help="metrics, primary first (default: lead); see lead_hub.metrics.available()")
     parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
-                        help="an option of one metric, e.g. lead.rate_scale=per_model (VALUE is read as JSON "
-                             "when it parses, else as a string); repeatable")
+                        help="an option of one metric, e.g. lead.rate_scale=per_model, or lead.ntk=full for "
+                             "LEAD's NTK over every parameter of the model and its head (gradients computed with "
+                             "the model, cached beside the features) with lead.head_input=raw|standardized (VALUE "
+                             "is read as JSON when it parses, else as a string); repeatable")
     parser.add_argument("--per-class", action="store_true", help="also write per-class diagnostics (JSON output)")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="write leaderboard.{csv,json,parquet,md,png} into DIR")
