@@ -3,6 +3,7 @@
     python benchmarks/report.py                                  # every table, intervals beside every mean τw
     python benchmarks/report.py defaults --write results/report_defaults_choice.md   # apply the defaults rule
     python benchmarks/report.py power                            # targets and seeds needed to separate 0.05
+    python benchmarks/report.py compare lead hscore pactran      # paired differences of the first to the others
 
 Tables: the ground truth (the learning-rate grid extended below 1e-3 where settled, ``lead_hub.finetune_truth``);
 how well it reproduces itself (seeds 0-1 against seeds 2-3); τw at full data per target and averaged over the
@@ -252,15 +253,35 @@ def defaults_report(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int =
                         f"**Chosen default: `{chosen}`.**"]) + "\n"
 
 
+def compare_table(full: BootstrapTau, low: BootstrapTau, variant: str, others) -> pd.DataFrame:
+    """Paired differences ``variant`` − each of ``others`` in mean full-data and mean low-data τw, [interval],
+    and whether each is a difference (its interval excludes zero)."""
+    rows = []
+    for other in others:
+        row = {"difference": f"{variant} − {other}"}
+        for label, boot in (("full data", full), ("low data", low)):
+            if variant in boot.variants and other in boot.variants:
+                point, lower, upper = boot.difference_interval(variant, other, CONFIDENCE)
+                row[f"{label} [95% CI]"] = interval(point, lower, upper)
+                row[f"{label}: differs?"] = "yes" if lower > 0 or upper < 0 else "no"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # --- power ----------------------------------------------------------------------------------------------------------
 
 def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
-                target_counts=(5, 10, 20, 40, 80), seed_counts=(2, 4, 8)) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Median half-width of the paired 95% interval of full-data mean-τw differences, over every pair of metric
-    variants (baselines left out), for benchmarks of ``target_counts`` targets like the development ones and
-    truths from ``seed_counts`` seeds (both resampled with replacement, so larger than the data only in the
-    resampling sense), and the targets needed for a half-width of 0.05 (a 0.05 difference called one about half the
-    time) and of 0.05 · 1.96/2.80 (80% of the time), from a fit half-width = c/√targets per seed count."""
+                target_counts=(5, 10, 20, 40, 80), seed_counts=(2, 4, 8),
+                pair=("lead", "lead ce_form=prob")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How the paired 95% interval of a full-data mean-τw difference shrinks with more targets and seeds.
+
+    Model: the per-target difference of two variants varies across targets (between-target variance) and with
+    the ground truth's seeds (seed variance, from resampling each pair's runs: ``seed_counts`` runs per truth,
+    drawn with replacement from its recorded seeds); over T new targets like the development ones, each with its
+    own fine-tuning, the mean difference has variance (between + seed) / T, so the half-width is
+    1.96·√((between + seed) / T). Reported: the median over every pair of metric variants (baselines left out)
+    and for ``pair``; and the targets needed for a half-width of 0.05 (a 0.05 difference called one about half the
+    time) and for 80% power ((1.96 + 0.84)·√(V/T) ≤ 0.05)."""
     full = scores[(scores["regime"] == "full") & (scores["family"] != "baseline")]
     variants = tuple(dict.fromkeys(full["variant"]))
     pairs = [(a, b) for i, a in enumerate(variants) for b in variants[i + 1:]]
@@ -268,16 +289,15 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
     for seeds in seed_counts:
         boot = bootstrap_tau(full, finals, targets=DEVELOPMENT_TARGETS, resamples=resamples, seed=BOOTSTRAP_SEED,
                              seeds_per_truth=seeds, variants=variants)
-        widths = {}
-        for count in target_counts:
-            widths[count] = float(np.nanmedian(boot.with_targets(count, BOOTSTRAP_SEED + count)
-                                               .difference_half_widths(pairs, CONFIDENCE)))
-            rows.append({"seeds per truth": seeds, "targets": count, "median half-width": widths[count]})
-        counts = np.array(target_counts, dtype=float)
-        scale = float(np.sum(np.array(list(widths.values())) / np.sqrt(counts)) / np.sum(1 / counts))
-        needs.append({"seeds per truth": seeds, "c in half-width = c/√targets": scale,
-                      f"targets for half-width {SEPARATE}": int(np.ceil((scale / SEPARATE) ** 2)),
-                      "targets for 80% power": int(np.ceil((scale / (SEPARATE * 1.96 / 2.80)) ** 2))})
+        variance = {p: sum(boot.difference_variances(*p)) for p in pairs}
+        median = float(np.nanmedian(list(variance.values())))
+        for label, value in (("median over all pairs", median), (f"{pair[0]} vs {pair[1]}", variance[pair])):
+            row = {"seeds per truth": seeds, "pair": label}
+            row.update({f"{count} targets": 1.96 * np.sqrt(value / count) for count in target_counts})
+            rows.append(row)
+            needs.append({"seeds per truth": seeds, "pair": label,
+                          f"targets for half-width {SEPARATE}": int(np.ceil(value * (1.96 / SEPARATE) ** 2)),
+                          "targets for 80% power": int(np.ceil(value * (2.80 / SEPARATE) ** 2))})
     return pd.DataFrame(rows), pd.DataFrame(needs)
 
 
@@ -285,7 +305,8 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", default="tables", choices=("tables", "defaults", "power"))
+    parser.add_argument("command", nargs="?", default="tables", choices=("tables", "defaults", "power", "compare"))
+    parser.add_argument("variants", nargs="*", help="compare: a variant, then the variants to compare it with")
     parser.add_argument("--scores", type=Path, default=RESULTS / "metric_scores.csv")
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
     parser.add_argument("--write", type=Path, default=None, help="defaults: also write the report to this file")
@@ -304,14 +325,18 @@ def main(argv: list[str] | None = None) -> None:
         if arguments.write:
             arguments.write.write_text(report)
         return
+    if arguments.command == "compare":
+        if len(arguments.variants) < 2:
+            raise SystemExit("compare needs a variant and at least one other, e.g. 'compare lead hscore'")
+        full = full_data_bootstraps(scores, finals, arguments.resamples)["truth"]
+        low = low_data_bootstraps(scores, finals, arguments.resamples)["mean"]
+        print(markdown_table(compare_table(full, low, arguments.variants[0], arguments.variants[1:])))
+        return
     if arguments.command == "power":
-        widths, needs = power_table(scores, final_runs(protocol, low_runs, seeds=(0, 1)), arguments.resamples)
-        print(f"### Paired-interval half-width against benchmark size ({arguments.resamples} resamples)\n")
-        print(markdown_table(widths.pivot_table(index="targets", columns="seeds per truth",
-                                                values="median half-width").reset_index()
-                             .rename(columns=lambda c: f"{c} seeds" if isinstance(c, (int, np.integer)) else c),
-                             float_format=".3f"))
-        print(f"\n### Targets needed to separate a {SEPARATE} difference in mean τw\n")
+        widths, needs = power_table(scores, finals, arguments.resamples)
+        print(f"### Half-width of the paired 95% interval of a mean-τw difference ({arguments.resamples} resamples)\n")
+        print(markdown_table(widths, float_format=".3f"))
+        print(f"\n### Development-like targets needed to separate a {SEPARATE} difference in mean τw\n")
         print(markdown_table(needs, float_format=".3f"))
         return
     print(f"Intervals: {CONFIDENCE:.0%} percentile bootstrap, {arguments.resamples} resamples of the "

@@ -268,16 +268,18 @@ class BootstrapTau:
             low, high = np.nanpercentile(means, [tail, 100 - tail])
             return float(np.nanmean(point)), float(low), float(high)
 
-    def with_targets(self, count: int, seed: int) -> "BootstrapTau":
-        """The same resampled truths averaged over ``count`` targets drawn with replacement (``seed``): the intervals
-        a benchmark of ``count`` targets like these would give (the power estimate)."""
-        draws = np.random.default_rng(seed).integers(0, len(self.targets), size=(self.resamples, count))
-        return dataclasses.replace(self, target_draws=draws)
-
-    def difference_half_widths(self, pairs, confidence: float = 0.95) -> np.ndarray:
-        """Half-widths of the paired intervals of ``pairs`` ((variant, other) tuples), one per pair."""
-        return np.array([(high - low) / 2 for _, low, high in
-                         (self.difference_interval(first, second, confidence) for first, second in pairs)])
+    def difference_variances(self, variant: str, other: str) -> tuple[float, float]:
+        """(between-target, seed) variance of the per-target paired difference ``variant`` − ``other``: the variance
+        across targets of its mean over resamples, and the mean over targets of its variance across resamples (the
+        ground truth's seed noise at this bootstrap's seeds per truth). The mean difference over T new targets like
+        these, each with its own fine-tuning seeds, then varies by (between + seed) / T: the power estimate."""
+        first, second = self._index(variant), self._index(other)
+        differences = self.resampled[:, first] - self.resampled[:, second]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            between = np.nanvar(np.nanmean(differences, axis=0), ddof=1)
+            seed = np.nanmean(np.nanvar(differences, axis=0))
+        return float(between), float(seed)
 
     def mean_interval(self, variant: str, confidence: float = 0.95) -> tuple[float, float, float]:
         """(mean τw over targets, low, high) of ``variant``."""

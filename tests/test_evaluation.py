@@ -179,3 +179,14 @@ def test_seed_resampling_moves_a_close_pair_and_is_deterministic():
     assert first.mean_interval("m") == second.mean_interval("m")
     assert first.mean_interval("m")[1] < first.mean_interval("m")[2]
     assert first.resamples == 1000
+
+
+def test_difference_variances_split_between_targets_and_seeds():
+    # Per-target difference "a" − "b": target 0 alternates 0.1 / 0.3 across resamples, target 1 0.5 / 0.7.
+    # Between targets: var([0.2, 0.6], ddof=1) = 0.08; seeds: mean of the two variances 0.01.
+    from lead_hub.evaluation import BootstrapTau
+
+    differences = np.array([[0.1, 0.5], [0.3, 0.7]] * 50)
+    resampled = np.stack([differences, np.zeros_like(differences)], axis=1)
+    boot = BootstrapTau(("a", "b"), ("t0", "t1"), np.zeros((2, 2)), resampled, np.zeros((100, 2), dtype=int), 0)
+    assert boot.difference_variances("a", "b") == pytest.approx((0.08, 0.01))
