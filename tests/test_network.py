@@ -212,3 +212,34 @@ def test_bad_policy_settings_name_the_variable(monkeypatch):
     monkeypatch.setenv(network.ATTEMPTS_VARIABLE, "0")
     with pytest.raises(ValueError, match="LEAD_HUB_HUB_ATTEMPTS='0' is not a positive integer"):
         network.NetworkPolicy.from_environment()
+
+
+def test_after_the_hub_is_given_up_cached_models_and_datasets_still_load(fast_network, tmp_path, monkeypatch, caplog):
+    """The outage behaves like HF_HUB_OFFLINE=1: what an earlier run downloaded comes from the local cache."""
+    from test_data import interleaved_labels, write_parquet
+    from test_models import save_tiny_timm
+
+    from lead_hub.data import load_images
+    from lead_hub.models import load_backbone
+
+    home = str(tmp_path / "hf_home")
+    model = save_tiny_timm(tmp_path / "tiny")
+    with LoopbackHub() as hub:
+        hub.store.create_repo("model", "alice/tiny")
+        hub.store.commit("model", "alice/tiny", add={path.name: path.read_bytes() for path in model.iterdir()})
+        hub.store.create_repo("dataset", "alice/pets")
+        parquet = write_parquet(tmp_path / "pets.parquet", interleaved_labels(30))
+        hub.store.commit("dataset", "alice/pets", add={"data/train-00000-of-00001.parquet": parquet.read_bytes()})
+        point_client_at(monkeypatch, hub.endpoint, home)
+        online = (load_backbone("hf-hub:alice/tiny").revision,
+                  load_images("alice/pets", streaming=False, samples_per_class=3).revision)
+    with refusing_endpoint() as endpoint:
+        point_client_at(monkeypatch, endpoint, home)
+        with network.one_run():
+            offline = (load_backbone("hf-hub:alice/tiny").revision,
+                       load_images("alice/pets", streaming=False, samples_per_class=3).revision)
+            assert network.outage() is not None and "connection refused" in network.outage().cause
+    assert offline == online
+    outage_lines = [record for record in caplog.records if record.name == "lead_hub.network"]
+    assert len(outage_lines) == 1 and "connection refused" in outage_lines[0].getMessage()
+    assert "Using the latest cached version of the dataset" in caplog.text  # datasets says it used its cache
