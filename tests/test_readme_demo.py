@@ -1,5 +1,6 @@
-"""The README's demo output is what the demo command prints today: same models, same order, same scores to the
-printed precision. Regenerate it with ``python tools/refresh_docs.py`` when the defaults change.
+"""The README's figures are current: its demo output is what the demo command prints today (same models, same
+order, same scores to the printed precision; regenerate it with ``python tools/refresh_docs.py`` when the
+defaults change), and its "which metric" figures are those of the benchmark's tables in benchmarks/README.md.
 
 This is the end-to-end test that runs everywhere: the README's own command (six real models on 300 real
 EuroSAT tiles from the repository's ``demo/``), through the CLI, offline.
@@ -45,3 +46,41 @@ def test_the_readme_demo_table_matches_a_real_run_of_the_demo_command(tmp_path, 
         printed_score = Decimal(row.score)
         half_unit = Decimal(1).scaleb(printed_score.as_tuple().exponent) / 2
         assert abs(Decimal(repr(score)) - printed_score) <= half_unit, f"{row.model}: {stale}"
+
+
+def benchmark_row(section: str, variant: str) -> list[str]:
+    """The cells of ``variant``'s row in the table under the benchmark README heading that starts with
+    ``section``."""
+    text = (REPOSITORY_ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"### {section}")
+    end = text.find("\n#", start + 1)
+    for line in text[start:end if end > 0 else None].splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if cells[0] == variant:
+            return cells
+    raise AssertionError(f"no row {variant!r} under '{section}' in benchmarks/README.md")
+
+
+def first_number(cell: str) -> str:
+    return re.search(r"-?\d+\.\d+", cell).group(0)
+
+
+def test_the_readme_metric_figures_are_the_benchmarks_current_ones():
+    """The "which metric" table quotes benchmarks/README.md: each mean τw at full data and in low data is the one
+    the benchmark's tables show now, so a benchmark rerun cannot leave the front page behind silently."""
+    section = readme[readme.index("## Which metric to pick"):readme.index("## Documentation")]
+    quoted = 0
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        variants = re.findall(r"`([a-z_]+)`", cells[0])
+        for column, heading, position in ((1, "τw at full data", 1), (2, "τw in the low-data regimes", -1)):
+            figures = re.findall(r"-?\d+\.\d+", cells[column])
+            figures = figures * len(variants) if len(figures) == 1 else figures
+            assert len(figures) == len(variants), line
+            for variant, figure in zip(variants, figures):
+                shown = first_number(benchmark_row(heading, variant)[position])
+                assert figure == shown, f"README quotes {variant} {heading} {figure}, the benchmark shows {shown}"
+                quoted += 1
+    assert quoted >= 10
