@@ -44,14 +44,16 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 SEPARATE = 0.05  # the mean-τw difference the power estimate asks to separate
 
-DEFAULTS_RULE = f"""**The rule for LEAD's defaults** (stated before it is applied; applied once per benchmark round, to the run
+def defaults_rule(resamples: int = RESAMPLES) -> str:
+    """The rule for LEAD's defaults, as stated before it is applied (benchmarks/README.md quotes it)."""
+    return f"""**The rule for LEAD's defaults** (stated before it is applied; applied once per benchmark round, to the run
 made with the previous defaults, and not on fewer than three development targets with complete ground truth):
 
 1. *Eligible*: the LEAD variants of `benchmarks/run_benchmark.py` whose log_init is the ridge, the only classifier
    that meets the default path's speed target (the SVM and logistic variants are scored, never eligible).
 2. *Best*: the eligible variant with the highest mean full-data τw over the development targets.
 3. *Tied*: a variant whose paired {CONFIDENCE:.0%} bootstrap interval of the difference to the best (mean full-data
-   τw; {RESAMPLES} percentile resamples of the targets and of the ground truth's seed runs, seed {BOOTSTRAP_SEED})
+   τw; {resamples} percentile resamples of the targets and of the ground truth's seed runs, seed {BOOTSTRAP_SEED})
    includes zero.
 4. *Tie-breaks*: among the best and the variants tied with it, the highest mean low-data τw; variants whose paired
    low-data interval to that one includes zero stay tied, and the fastest of them (mean seconds per model at
@@ -203,7 +205,7 @@ def eligible_for_default(variant: str) -> bool:
 
 
 def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Series) -> tuple[str, pd.DataFrame]:
-    """Apply :data:`DEFAULTS_RULE` to the bootstraps of the full-data and mean low-data τw: the chosen variant and
+    """Apply :func:`defaults_rule` to the bootstraps of the full-data and mean low-data τw: the chosen variant and
     the table that shows every step (one row per LEAD variant, eligible ones first)."""
     lead = [v for v in full.variants if v.startswith("lead")]
     eligible = [v for v in lead if eligible_for_default(v)]
@@ -241,7 +243,7 @@ def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Serie
 
 
 def defaults_report(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int = RESAMPLES,
-                    complete_targets: int | None = None) -> str:
+                    complete_targets: int | None = None, source: str = "") -> str:
     """The markdown report that applies the defaults rule to ``scores``: the rule, then the table and the choice."""
     if complete_targets is not None and complete_targets < 3:
         raise ValueError(f"the rule needs at least three development targets with complete ground truth, "
@@ -249,7 +251,8 @@ def defaults_report(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int =
     full = full_data_bootstraps(scores, finals, resamples)["truth"]
     low = low_data_bootstraps(scores, finals, resamples)["mean"]
     chosen, table = apply_defaults_rule(full, low, seconds_per_model(scores))
-    return "\n\n".join([DEFAULTS_RULE, "**Applied** to the scores below:", markdown_table(table, float_format=".3f"),
+    return "\n\n".join([defaults_rule(resamples), f"**Applied** to {source or 'the scores below'}:",
+                        markdown_table(table, float_format=".3f"),
                         f"**Chosen default: `{chosen}`.**"]) + "\n"
 
 
@@ -320,7 +323,11 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "defaults":
         complete = int(truth[truth["target"].isin(DEVELOPMENT_TARGETS)].groupby("target").size().ge(
             scores[scores["regime"] == "full"].groupby("target")["model"].nunique().max()).sum())
-        report = defaults_report(scores[scores["family"] != "baseline"], finals, arguments.resamples, complete)
+        metric_scores = scores[scores["family"] != "baseline"]
+        edges = truth["edge"].value_counts().to_dict()
+        source = (f"`{arguments.scores.name}` ({len(metric_scores)} scores) against the ground truth of "
+                  f"{len(truth)} (model, target) pairs (learning-rate grid edge: {edges})")
+        report = defaults_report(metric_scores, finals, arguments.resamples, complete, source)
         print(report)
         if arguments.write:
             arguments.write.write_text(report)

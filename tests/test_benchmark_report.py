@@ -69,3 +69,9 @@ def test_report_runs_on_the_committed_results():
     for heading in ("### Ground truth", "### How well the ground truth reproduces itself", "### τw at full data",
                     "### LEAD's variants by the rule for defaults", "20 resamples"):
         assert heading in done.stdout
+
+
+def test_the_stated_rule_names_the_resamples_it_is_applied_with():
+    assert "123 percentile resamples" in report.defaults_rule(123)
+    with pytest.raises(ValueError, match="three development targets"):
+        report.defaults_report(pd.DataFrame(), pd.DataFrame(), complete_targets=2)
