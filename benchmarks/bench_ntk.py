@@ -151,15 +151,12 @@ def run_cost(arguments) -> None:
                                            samples_per_class=64)))
     subset = images.select(rows)
     output = RESULTS / "ntk_cost.csv"
-    done = set()
-    if output.exists() and not arguments.restart:
-        with output.open() as handle:
-            done = {row["model"] for row in csv.DictReader(handle)}
-    else:
+    if arguments.restart:
         output.unlink(missing_ok=True)
-    for model_id in zoo_model_ids(SHARED_DATA / "zoo"):
+    model_ids = zoo_model_ids(SHARED_DATA / "zoo")
+    for model_id in reversed(model_ids) if arguments.reverse else model_ids:
         slug = Path(model_id.removeprefix("local-dir:")).name
-        if slug in done:
+        if slug in _finished_models(output):  # read again before each model: a second run may share the list
             continue
         backbone = load_backbone(model_id, image_size=IMAGE_SIZE)
         started, wall = time.process_time(), time.perf_counter()
@@ -182,6 +179,13 @@ def run_cost(arguments) -> None:
         _write(output, [record], append=True)
 
 
+def _finished_models(output: Path) -> set[str]:
+    if not output.exists():
+        return set()
+    with output.open() as handle:
+        return {row["model"] for row in csv.DictReader(handle)}
+
+
 def _write(path: Path, records: list[dict], append: bool = False) -> None:
     new = not (append and path.exists())
     with path.open("a" if append else "w", newline="") as handle:
@@ -198,6 +202,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="samples per batched gradient pass")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: CPU time = work)")
     parser.add_argument("--restart", action="store_true", help="cost: start the CSV again instead of resuming")
+    parser.add_argument("--reverse", action="store_true",
+                        help="cost: take the models in reverse order (a second run then shares the list)")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     run_methods(arguments) if arguments.part == "methods" else run_cost(arguments)

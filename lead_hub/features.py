@@ -395,13 +395,7 @@ class _CacheEntry:
             "labels_sha256": hashlib.sha256(np.ascontiguousarray(images.labels, np.int64).tobytes()).hexdigest(),
             "dtype": str(dtype).removeprefix("torch."),
         }
-        key = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.split("/")[-1])[-60:]
-        entry = cls(Path(cache_dir) / f"{slug}-{key[:16]}")
-        entry.folder.mkdir(parents=True, exist_ok=True)
-        if not (entry.folder / "request.json").exists():
-            _atomic_write(entry.folder / "request.json", json.dumps(request, indent=1, default=str).encode())
-        return entry
+        return cls(request_folder(Path(cache_dir), model_id, request))
 
     def load_result(self) -> ExtractedFeatures | None:
         """The finished entry, or None when there is none yet. An entry that does not read back whole (a truncated
@@ -481,6 +475,18 @@ class _CacheEntry:
 
     def _chunk_path(self, chunk: tuple[int, int]) -> Path:
         return self.folder / f"chunk-{chunk[0]:09d}-{chunk[1]:09d}.npz"
+
+
+def request_folder(root: Path, model_id: str, request: dict) -> Path:
+    """The cache folder of one request: ``<root>/<model name>-<first 16 hex digits of sha256(request as JSON)>``,
+    created with its ``request.json`` (written once) so that a reader can tell what the folder holds."""
+    key = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.split("/")[-1])[-60:]
+    folder = root / f"{slug}-{key[:16]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "request.json").exists():
+        _atomic_write(folder / "request.json", json.dumps(request, indent=1, default=str).encode())
+    return folder
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:

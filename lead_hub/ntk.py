@@ -33,10 +33,8 @@ the processes of ``accelerate launch`` like :func:`lead_hub.features.extract_man
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,8 +47,8 @@ from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
 from lead_hub.data import LabeledImages
-from lead_hub.features import (_atomic_save_npz, _atomic_write, _process_state, _TransformedImages, _whole_batch,
-                               _worker_count, dataset_fingerprint)
+from lead_hub.features import (_atomic_save_npz, _process_state, _TransformedImages, _whole_batch, _worker_count,
+                               dataset_fingerprint, request_folder)
 from lead_hub.metrics._lead_ntk import NtkHead, ntk_head, ntk_rows, per_sample_gradient_sq_norms
 from lead_hub.metrics.lead import LeadOptions
 from lead_hub.models import Backbone, load_backbone
@@ -379,13 +377,7 @@ class _NtkCache:
             "parameters": "every trainable backbone parameter reaching the features; BatchNorm in eval mode",
             "dtype": "float32",
         }
-        key = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.split("/")[-1])[-60:]
-        entry = cls(Path(cache_dir) / "ntk" / f"{slug}-{key[:16]}")
-        entry.folder.mkdir(parents=True, exist_ok=True)
-        if not (entry.folder / "request.json").exists():
-            _atomic_write(entry.folder / "request.json", json.dumps(request, indent=1, default=str).encode())
-        return entry
+        return cls(request_folder(Path(cache_dir) / "ntk", model_id, request))
 
     def load(self) -> dict[int, float]:
         known = {}
