@@ -196,6 +196,7 @@ _SEARCH_FIELDS = ["downloads", "likes", "pipeline_tag", "library_name", "tags", 
                   "sha"]
 
 
+@network.one_run()
 def search_hub_models(
     task: str = "image-classification",
     *,
