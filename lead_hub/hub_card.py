@@ -27,7 +27,7 @@ CARD_TAGS = ("lead-hub", "leaderboard", "transferability", "model-selection", "i
 
 COLUMN_MEANINGS: dict[str, str] = {
     "rank": "position of the model within its ranking (1 = predicted to fine-tune best)",
-    "model_id": "the candidate model (Hub id, timm name or local directory)",
+    "model_id": "the candidate model: Hub id, timm name, or `local-dir:` and the folder's name (never a local path)",
     "model_revision": "the model's commit (Hub revision) or content hash that was scored",
     "feature_dim": "dimension of the penultimate-layer features the metrics read",
     "num_params": "number of parameters of the model",
