@@ -5,10 +5,16 @@ at full data and in the low-data regimes, judged against the fine-tuned ground t
     python benchmarks/run_benchmark.py --targets eurosat     # one target
     python benchmarks/run_benchmark.py --fast                # the CI subset: 3 models, 1 target, few variants
     python benchmarks/run_benchmark.py --variants gbc --replace   # score one metric again after a change
+    python benchmarks/run_benchmark.py --no-peers --replace-lead  # LEAD's grids afresh (peers' rows kept)
+    python benchmarks/run_benchmark.py --no-peers --lead-grids full-raw --output /tmp/run   # one grid, elsewhere
+    python benchmarks/run_benchmark.py --import-scores /tmp/run/metric_scores.csv          # ... merged in
 
 Scores are appended to ``benchmarks/results/metric_scores.csv`` as they come (a rerun skips the (target,
 variant) pairs already there); the τw tables are rebuilt from all scores and ``ground_truth.csv`` at the end.
-Features are cached under ``.lead_hub_cache/benchmark``.
+Features and whole-network NTK norms are cached under ``.lead_hub_cache/benchmark``; what each model's norms
+cost is appended to ``benchmarks/results/ntk_full_norms.csv``. Every metric gets the images' sample ids (their
+rows in the source split) where it accepts them (LEAD keys its per-sample choices by them). LEAD's variants are
+the grids of ``lead_hub.benchmark_lead.BENCHMARK_LEAD_GRIDS``, each scored from parts computed once.
 """
 
 from __future__ import annotations
@@ -25,38 +31,19 @@ sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
 from lead_hub.benchmark import (DEVELOPMENT_TARGETS, SANITY_TARGETS, MetricVariant, benchmark_features,  # noqa: E402
-                                regimes, score_target, zoo_model_ids)
+                                benchmark_images, regimes, score_target, zoo_model_ids)
+from lead_hub.benchmark_lead import BENCHMARK_LEAD_GRIDS, grid_variant_names, score_lead_target  # noqa: E402
+from lead_hub.ntk import sample_ids  # noqa: E402
 from lead_hub.evaluation import rank_quality, summarise_quality  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
 
 SHARED = REPOSITORY.parent / "shared" / "data"
 RESULTS = REPOSITORY / "benchmarks" / "results"
 
-LEAD_VARIANTS = [
-    MetricVariant("lead", "lead", {}, "lead"),
-    MetricVariant("lead paper-faithful (ovr_svm in-sample)", "lead",
-                  {"classifier": "ovr_svm", "fit": "in_sample"}, "lead"),
-    MetricVariant("lead classifier-only (rate 0)", "lead", {"rate_constant": 0.0}, "lead"),
-    MetricVariant("lead rate_scale=per_model", "lead", {"rate_scale": "per_model"}, "lead"),
-    MetricVariant("lead rate_scale=raw", "lead", {"rate_scale": "raw"}, "lead"),
-    *[MetricVariant(f"lead rate_constant=1/{int(1 / c)}", "lead", {"rate_constant": c}, "lead")
-      for c in (1 / 65536, 1 / 4096, 1 / 1024, 1 / 256)],
-    # Out-of-fold SVM log_init (classifier="ovr_svm"/"cs_svm" with the default fit) is left out of the default run:
-    # LinearSVC took 38 s per model in-sample at N=1000 on the busy machine, and out of fold costs five fits.
-    # Run it with --with-svm-folds.
-    MetricVariant("lead classifier=logistic", "lead", {"classifier": "logistic"}, "lead"),
-    # Crammer-Singer SVM, in sample like the paper-faithful one-vs-rest variant (one fit per model).
-    MetricVariant("lead classifier=cs_svm in-sample", "lead", {"classifier": "cs_svm", "fit": "in_sample"}, "lead"),
-    MetricVariant("lead fit=in_sample", "lead", {"fit": "in_sample"}, "lead"),
-    MetricVariant("lead margins=calibrated", "lead", {"margins": "calibrated"}, "lead"),
-    MetricVariant("lead regularization=1e-3", "lead", {"regularization": 1e-3}, "lead"),
-    MetricVariant("lead regularization=1e-1", "lead", {"regularization": 1e-1}, "lead"),
-    MetricVariant("lead ce_form=softmax_ce", "lead", {"ce_form": "softmax_ce"}, "lead"),
-    MetricVariant("lead ce_form=prob", "lead", {"ce_form": "prob"}, "lead"),
-    MetricVariant("lead ntk_samples_per_class=16", "lead", {"ntk_samples_per_class": 16}, "lead"),
-]
-
-
+# LEAD's variants are grids scored from shared parts (lead_hub.benchmark_lead): log_init fit × NTK (head-only or
+# whole-network, standardised or raw head inputs) × rate constants × ce_form, plus the default and the paper's SVM.
+# Out-of-fold SVM log_init (classifier="ovr_svm"/"cs_svm" with the default fit) costs five SVM fits per model
+# (LinearSVC took 38 s per model in sample at N=1000 on a busy machine): run it with --with-svm-folds.
 SVM_FOLD_VARIANTS = [
     MetricVariant("lead classifier=ovr_svm", "lead", {"classifier": "ovr_svm"}, "lead"),
     MetricVariant("lead classifier=cs_svm", "lead", {"classifier": "cs_svm"}, "lead"),
@@ -101,53 +88,92 @@ def main() -> None:
                         help="score only these variants (names as in the scores CSV), e.g. one metric after a change")
     parser.add_argument("--replace", action="store_true",
                         help="with --variants: first drop their rows from the scores CSV, so they are scored afresh")
+    parser.add_argument("--lead-grids", nargs="*", default=list(BENCHMARK_LEAD_GRIDS),
+                        choices=list(BENCHMARK_LEAD_GRIDS), help="LEAD grids to score (none: peers only)")
+    parser.add_argument("--no-peers", action="store_true", help="score LEAD's grids only")
+    parser.add_argument("--replace-lead", action="store_true",
+                        help="first drop every LEAD row (family 'lead') from the scores CSV: a rerun of LEAD's grids")
+    parser.add_argument("--import-scores", type=Path, nargs="+", default=None,
+                        help="instead of scoring, append the rows of these scores CSVs (runs made with --output "
+                             "elsewhere, e.g. in parallel), skipping (target, variant) pairs already present")
+    parser.add_argument("--ntk-costs", type=Path, default=RESULTS / "ntk_full_norms.csv",
+                        help="where the whole-network NTK norms' cost per model and target is appended")
     arguments = parser.parse_args()
     if not (SHARED / "zoo").is_dir():
         sys.exit(f"the offline benchmark needs the shared data at {SHARED}")
 
-    models, variants, regimes_of = zoo_model_ids(SHARED / "zoo"), LEAD_VARIANTS + peer_variants(), regimes
+    models, regimes_of = zoo_model_ids(SHARED / "zoo"), regimes
+    variants = [] if arguments.no_peers else peer_variants()
+    grids = {name: BENCHMARK_LEAD_GRIDS[name] for name in arguments.lead_grids}
     if arguments.with_svm_folds:
         variants += SVM_FOLD_VARIANTS
     if arguments.fast:
         arguments.targets = ["eurosat"]
         models = fast_models(models, arguments.ground_truth)
-        variants = [LEAD_VARIANTS[0], LEAD_VARIANTS[1], MetricVariant("logme", "logme"), MetricVariant("sfda", "sfda")]
-        variants = [v for v in variants if v.metric in metrics.available()]
+        variants = [MetricVariant(name, name) for name in ("logme", "sfda") if name in metrics.available()]
+        grids = {"default": BENCHMARK_LEAD_GRIDS["default"]}
         regimes_of = fast_regimes
     if arguments.variants:
         unknown = sorted(set(arguments.variants) - {variant.name for variant in variants})
         if unknown:
             sys.exit(f"--variants: unknown {unknown}; known: {[variant.name for variant in variants]}")
         variants = [variant for variant in variants if variant.name in arguments.variants]
+        grids = {}
     elif arguments.replace:
         sys.exit("--replace needs --variants (it drops those variants' rows before scoring them again)")
+    grid_variant_names(grids.values())  # refuses a name given twice
     arguments.output.mkdir(parents=True, exist_ok=True)
     scores_csv = arguments.output / ("metric_scores_fast.csv" if arguments.fast else "metric_scores.csv")
-    if arguments.replace and scores_csv.is_file():
+    if (arguments.replace or arguments.replace_lead) and scores_csv.is_file():
         kept = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
-        kept = kept[~kept["variant"].isin(arguments.variants)]
+        dropped = kept["variant"].isin(arguments.variants or []) | (arguments.replace_lead & (kept["family"] == "lead"))
         replacement = scores_csv.with_suffix(".csv.tmp")
-        kept.to_csv(replacement, index=False)
+        kept[~dropped].to_csv(replacement, index=False)
         replacement.replace(scores_csv)  # atomic: a reader sees the old or the new file, never half of one
-        print(f"dropped the rows of {arguments.variants} from {scores_csv}; scoring them again", flush=True)
+        print(f"dropped {int(dropped.sum())} rows from {scores_csv}; scoring them again", flush=True)
     done = set()
     if scores_csv.is_file():
         previous = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
         done = set(zip(previous["target"], previous["variant"]))
 
+    def append(table: pd.DataFrame, path: Path = scores_csv) -> None:
+        table.to_csv(path, mode="a", header=not path.is_file() or path.stat().st_size == 0, index=False)
+
+    if arguments.import_scores:
+        imported = pd.concat([pd.read_csv(path, keep_default_na=False, na_values=[""])
+                              for path in arguments.import_scores], ignore_index=True)
+        new = [(target, name) not in done for target, name in zip(imported["target"], imported["variant"])]
+        append(imported[new])
+        print(f"imported {sum(new)} rows into {scores_csv}", flush=True)
+        arguments.targets = []
+
     for target in arguments.targets:
         todo = [variant for variant in variants if (target, variant.name) not in done]
-        if not todo:
+        todo_grids = [grid for grid in grids.values()
+                      if any((target, variant.name) not in done for variant in grid.variants())]
+        if not todo and not todo_grids:
             continue
+        folder = SHARED / "targets" / target
         print(f"[{target}] extracting features of {len(models)} models", flush=True)
-        features = benchmark_features(SHARED / "targets" / target, models, cache_dir=arguments.cache_dir)
+        images = benchmark_images(folder)
+        features = benchmark_features(folder, models, cache_dir=arguments.cache_dir, images=images)
         features = {model_id.rsplit("/", 1)[-1]: extracted for model_id, extracted in features.items()}
         for variant in todo:
-            table = score_target(target, features, [variant], regimes_of=regimes_of)
-            table.to_csv(scores_csv, mode="a", header=not scores_csv.is_file() or scores_csv.stat().st_size == 0,
-                         index=False)
+            table = score_target(target, features, [variant], regimes_of=regimes_of,
+                                 sample_arrays={"sample_ids": sample_ids(images)})
+            append(table)
             full = table[table["regime"] == "full"]
             print(f"[{target}] {variant.name:<45} {full['seconds'].sum():7.1f} s full-data", flush=True)
+
+        def grid_done(grid, table):
+            table = table[[(target, name) not in done for name in table["variant"]]]
+            append(table)
+            print(f"[{target}] LEAD grid of {len(grid.variants())} variants: {len(table)} scores", flush=True)
+
+        if todo_grids:
+            score_lead_target(target, folder, models, todo_grids, cache_dir=arguments.cache_dir,
+                              regimes_of=regimes_of, on_table=grid_done,
+                              on_norms=lambda record: append(pd.DataFrame([record]), arguments.ntk_costs))
 
     if not arguments.ground_truth.is_file():
         print(f"no ground truth at {arguments.ground_truth}: scores written, tables not built")

@@ -53,10 +53,11 @@ def benchmark_images(target_folder: str | Path) -> LabeledImages:
 
 
 def benchmark_features(target_folder: str | Path, model_ids: Iterable[str], *, cache_dir: str | Path,
-                       progress: bool = False) -> dict[str, ExtractedFeatures]:
+                       progress: bool = False, images: LabeledImages | None = None) -> dict[str, ExtractedFeatures]:
     """Features and source logits at 64 px of every model on the benchmark images, cached in ``cache_dir``
-    (keyed by the images' content, so a changed target file is never served stale features)."""
-    images = benchmark_images(target_folder)
+    (keyed by the images' content, so a changed target file is never served stale features). ``images``: the
+    target's :func:`benchmark_images` when the caller has them already."""
+    images = benchmark_images(target_folder) if images is None else images
     return extract_many(list(model_ids), images, image_size=IMAGE_SIZE, cache_dir=cache_dir, progress=progress)
 
 
@@ -77,11 +78,15 @@ def score_target(
     *,
     regimes_of: Callable[[np.ndarray], list[tuple[str, int, np.ndarray]]] = regimes,
     on_row: Callable[[dict], None] | None = None,
+    sample_arrays: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Scores of every variant for every model of one target in every regime: one row per
     (target, variant, regime, draw, model) with the score (NaN + ``note`` when not applicable or failed) and
     the seconds it took. Set-relative metrics (ETran) are combined within each (variant, regime, draw).
+    ``sample_arrays``: per-sample arrays of the N rows (e.g. ``{"sample_ids": ...}``), each passed, sliced with the
+    regime's rows, to the metrics whose registry entry lists it in ``sample_arrays``.
     """
+    sample_arrays = dict(sample_arrays or {})
     models = list(features_by_model)
     labels = features_by_model[models[0]].labels
     for model in models:
@@ -97,6 +102,8 @@ def score_target(
                 arrays = {"features": extracted.features[indices], "labels": labels[indices]}
                 if extracted.source_logits is not None:
                     arrays["source_logits"] = extracted.source_logits[indices]
+                arrays.update({name: np.asarray(sample_arrays[name])[indices]
+                               for name in entry.sample_arrays if name in sample_arrays})
                 started = time.perf_counter()
                 try:
                     raw[model] = entry.function(**arrays, **variant.options)
