@@ -158,20 +158,18 @@ class Leaderboard:
         """A rich console table: rank, short model name, the scores, size, times and Pareto flag; the notes as a
         caption below. Model names are never cut: when ``width`` is too narrow for every column, the times, the
         size, the Pareto flag and then the secondary scores are left out (in that order)."""
-        provenance = self.provenance
         names = display_names(self.table["model_id"])
         optional = ["score_seconds", "extract_seconds", "num_params", "pareto", *self.metrics[:0:-1]]
         shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto"]
         while True:
-            table = self._rich_table(shown, names, provenance)
+            table = self._rich_table(shown, names)
             if width is None or not optional or _natural_width(table) <= width:
                 return table
             shown.remove(optional.pop(0))
 
-    def _rich_table(self, shown: list[str], names: dict[str, str], provenance: dict) -> Table:
+    def _rich_table(self, shown: list[str], names: dict[str, str]) -> Table:
         noted = self.table[self.table["notes"].ne("")]
-        table = Table(title=escape(f"lead_hub leaderboard: {provenance.get('dataset', '')} "
-                                   f"[{provenance.get('split', '')}], {provenance.get('samples', '?')} samples"),
+        table = Table(title=escape(self.title),
                       caption=escape("\n".join(f"{names[row.model_id]}: {row.notes}" for row in noted.itertuples())),
                       caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         headers = {"model_id": "model", "num_params": "params", "extract_seconds": "extract s",
@@ -215,12 +213,17 @@ class Leaderboard:
                 else:
                     cells.append(f"<td>{html.escape(display_cell(column, row[column]))}</td>")
             rows.append(f"<tr>{''.join(cells)}</tr>")
-        provenance = self.provenance
-        caption = (f"lead_hub leaderboard: {provenance.get('dataset', '')} [{provenance.get('split', '')}], "
-                   f"{provenance.get('samples', '?')} samples, ranked by {self.primary_metric}")
+        caption = f"{self.title}, ranked by {self.primary_metric}"
         warnings = "".join(f"<p><b>warning:</b> {html.escape(warning)}</p>" for warning in self.warnings)
         return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{header}</tr></thead>"
                 f"<tbody>{''.join(rows)}</tbody></table>{warnings}")
+
+    @property
+    def title(self) -> str:
+        """``lead_hub leaderboard: <dataset> [<split>], <N> samples``."""
+        provenance = self.provenance
+        return (f"lead_hub leaderboard: {provenance.get('dataset', '')} [{provenance.get('split', '')}], "
+                f"{provenance.get('samples', '?')} samples")
 
     @property
     def warnings(self) -> list[str]:
@@ -406,8 +409,8 @@ def ranking_warnings(table: pd.DataFrame, metrics: list[str], samples: int | Non
             if grouped[index] or tied.sum() < 2:
                 continue
             grouped |= tied
-            dims = pd.to_numeric(table["feature_dim"][tied]) if "feature_dim" in table.columns else pd.Series()
-            wide = samples is not None and len(dims) and dims.notna().all() and bool((dims >= samples - 1).all())
+            dims = pd.to_numeric(table["feature_dim"][tied]) if "feature_dim" in table.columns else None
+            wide = samples is not None and dims is not None and bool(dims.notna().all() and (dims >= samples - 1).all())
             if wide:
                 why = (f"their features have at least N − 1 dimensions for N = {samples} samples, where {metric} "
                        "saturates. Use more samples per class (more samples than feature dimensions) or another "

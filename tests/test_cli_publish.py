@@ -48,8 +48,8 @@ def test_pushed_files_hold_no_absolute_path(models, image_folder, tmp_path, monk
 
 
 @pytest.mark.parametrize(("text", "public"), [
-    ("feature extraction failed: FileNotFoundError: /home/ann/x/model.safetensors", "feature extraction failed: "
-                                                                                    "FileNotFoundError: model.safetensors"),
+    ("extraction failed: FileNotFoundError: /home/ann/x/model.safetensors",
+     "extraction failed: FileNotFoundError: model.safetensors"),
     ("OSError('/tmp/lead_hub_zip_1/a b.png')", "OSError('a b.png')"),
     ("see https://huggingface.co/timm/resnet18 or timm/resnet18", "see https://huggingface.co/timm/resnet18 or "
                                                                   "timm/resnet18"),
