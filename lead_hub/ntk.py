@@ -51,7 +51,7 @@ from lead_hub.features import (_atomic_save_npz, _process_state, _TransformedIma
                                dataset_fingerprint, request_folder)
 from lead_hub.metrics._lead_ntk import NtkHead, ntk_head, ntk_rows, per_sample_gradient_sq_norms
 from lead_hub.metrics.lead import LeadOptions
-from lead_hub.models import Backbone, load_backbone
+from lead_hub.models import Backbone, load_backbone, resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -146,19 +146,23 @@ def sample_sq_norms(
     if num_classes is None:
         num_classes = len(np.unique(np.asarray(images.labels)[scored]))
     head = ntk_head(features[scored], num_classes, widths=tuple(widths), seed=seed, head_input=head_input)
-    if isinstance(backbone, str):
-        backbone = _load_for_gradients(backbone, revision, image_size)
+    if isinstance(backbone, str):  # named by id: loaded only if some row is not in the cache
+        model_id, model_revision, model_size = backbone, _revision_for_gradients(backbone, revision), image_size
+    else:
+        model_id, model_revision, model_size = backbone.model_id, backbone.revision, backbone.image_size
     entry = None
     if cache_dir is not None:
         identity = dataset_key if dataset_key is not None else dataset_fingerprint(images)
-        entry = _NtkCache.for_request(cache_dir, backbone.model_id, backbone.revision, backbone.image_size, identity,
-                                      images, head, head_input)
+        entry = _NtkCache.for_request(cache_dir, model_id, model_revision, model_size, identity, images, head,
+                                      head_input)
     known = entry.load() if entry is not None else {}
     todo = np.array([row for row in rows if int(row) not in known], dtype=np.int64)
     started = time.perf_counter()
     device = _process_state().device
     trainable, used_batch = 0, batch_size
     if len(todo):
+        if isinstance(backbone, str):
+            backbone = _load_for_gradients(backbone, revision, image_size)
         network = backbone.network.to(device).eval()
         try:
             computed, trainable, used_batch = _compute(backbone, network, images, todo, head, device, batch_size,
@@ -172,9 +176,8 @@ def sample_sq_norms(
     seconds = time.perf_counter() - started
     backbone_part = np.array([known[int(row)] for row in rows], dtype=np.float64)
     head_part = per_sample_gradient_sq_norms(head.head, head.inputs(features, rows))
-    return NtkNorms(backbone.model_id, backbone.revision, backbone.image_size, head_input, rows,
-                    head_part + backbone_part, head_part, backbone_part, trainable, len(todo), seconds, str(device),
-                    used_batch)
+    return NtkNorms(model_id, model_revision, model_size, head_input, rows, head_part + backbone_part, head_part,
+                    backbone_part, trainable, len(todo), seconds, str(device), used_batch)
 
 
 def sample_ids(images: LabeledImages) -> np.ndarray:
@@ -184,17 +187,23 @@ def sample_ids(images: LabeledImages) -> np.ndarray:
 
 
 def lead_sq_norms(backbone: Backbone | str, images: LabeledImages, features: np.ndarray,
-                  lead_options: Mapping | None = None, **options) -> NtkNorms:
-    """The norms ``lead(features, labels, sample_ids=sample_ids(images), ntk="full", ntk_sq_norms=...)`` reads with
-    the options ``lead_options``: :func:`sample_sq_norms` on LEAD's NTK rows (``ntk_rows`` keyed by
-    :func:`sample_ids`) through LEAD's head (``head_widths``, ``seed``, resolved ``head_input``). ``options`` are
-    those of :func:`sample_sq_norms` (cache, device batch, progress, ...)."""
+                  lead_options: Mapping | None = None, *, scored_rows: Sequence[int] | np.ndarray | None = None,
+                  **options) -> NtkNorms:
+    """The norms LEAD reads with ``ntk="full"`` and the options ``lead_options`` when it scores the rows
+    ``scored_rows`` of ``images`` (default: all), i.e. ``lead(features[scored_rows], labels[scored_rows],
+    sample_ids=sample_ids(images)[scored_rows], ntk_sq_norms=result.vector(len(images))[scored_rows], ...)``:
+    :func:`sample_sq_norms` on LEAD's NTK rows of that sample (``ntk_rows`` keyed by the sample ids) through LEAD's
+    head (``head_widths``, ``seed``, resolved ``head_input``). ``options`` are those of :func:`sample_sq_norms`
+    (cache, batch size, progress, ...). For the benchmark, one call per model and regime draw: rows already in the
+    cache under the same head are not recomputed."""
     settings = LeadOptions(**(lead_options or {}))
-    _, labels = np.unique(np.asarray(images.labels), return_inverse=True)
-    rows = np.concatenate(ntk_rows(labels, int(labels.max()) + 1, sample_ids=sample_ids(images),
-                                   samples_per_class=settings.ntk_samples_per_class, seed=settings.seed))
-    return sample_sq_norms(backbone, images, rows, features, head_input=settings.resolved_head_input(),
-                           widths=tuple(settings.head_widths), seed=settings.seed, **options)
+    scored = np.arange(len(images)) if scored_rows is None else np.asarray(scored_rows, dtype=np.int64)
+    _, labels = np.unique(np.asarray(images.labels)[scored], return_inverse=True)
+    chosen = ntk_rows(labels, int(labels.max()) + 1, sample_ids=sample_ids(images)[scored],
+                      samples_per_class=settings.ntk_samples_per_class, seed=settings.seed)
+    return sample_sq_norms(backbone, images, scored[np.concatenate(chosen)], features, scored_rows=scored,
+                           head_input=settings.resolved_head_input(), widths=tuple(settings.head_widths),
+                           seed=settings.seed, **options)
 
 
 def lead_ntk_provenance(lead_options: Mapping | None) -> dict:
@@ -258,9 +267,20 @@ def _load_for_gradients(model_id: str, revision: str | None, image_size: int | N
     try:
         return load_backbone(model_id, revision=revision, image_size=image_size)
     except Exception as error:  # noqa: BLE001 - re-raised with what it means for the NTK
-        raise NtkUnavailable(f"{model_id}: the whole-network NTK needs the model's weights to take gradients, and "
-                             f"the model could not be loaded ({type(error).__name__}: {error}); make the weights "
-                             "available, or score every model with lead.ntk=head") from error
+        raise _unavailable(model_id, error) from error
+
+
+def _revision_for_gradients(model_id: str, revision: str | None) -> str:
+    try:
+        return resolve_revision(model_id, revision=revision)
+    except Exception as error:  # noqa: BLE001 - re-raised with what it means for the NTK
+        raise _unavailable(model_id, error) from error
+
+
+def _unavailable(model_id: str, error: Exception) -> NtkUnavailable:
+    return NtkUnavailable(f"{model_id}: the whole-network NTK needs the model's weights to take gradients, and the "
+                          f"model could not be loaded ({type(error).__name__}: {error}); make the weights available, "
+                          "or score every model with lead.ntk=head")
 
 
 class _SummedLogit(torch.nn.Module):

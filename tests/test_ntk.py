@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -22,6 +25,7 @@ from lead_hub.models import load_backbone
 from lead_hub.ntk import NtkUnavailable, lead_sq_norms, sample_ids, sample_sq_norms
 from lead_hub.ranking import DEMO_DATASET, rank
 from conftest import REPOSITORY_ROOT
+from test_features import free_port
 from test_models import save_tiny_timm
 
 DEMO_MODELS = [f"local-dir:{DEMO_DATASET.parent / 'models' / name}"
@@ -120,6 +124,13 @@ def test_full_ntk_of_a_frozen_backbone_scores_like_the_head_ntk(backbone, images
     full = lead(features, images.labels, sample_ids=ids, ntk="full", ntk_sq_norms=norms.vector(len(images)),
                 **options)
     assert full == pytest.approx(lead(features, images.labels, sample_ids=ids, **options), rel=1e-12)
+    draw = np.flatnonzero(np.arange(len(images)) % 3 != 1)  # a low-data draw: its own head, its own NTK rows
+    on_draw = lead_sq_norms(frozen, images, features, options, scored_rows=draw, num_workers=0, progress=False)
+    assert set(on_draw.rows) <= set(draw)
+    full = lead(features[draw], images.labels[draw], sample_ids=ids[draw], ntk="full",
+                ntk_sq_norms=on_draw.vector(len(images))[draw], **options)
+    assert full == pytest.approx(lead(features[draw], images.labels[draw], sample_ids=ids[draw], **options),
+                                 rel=1e-12)
 
 
 def test_cache_hits_resumes_and_reuses_rows(backbone, images, features, tmp_path, monkeypatch):
@@ -250,3 +261,43 @@ def test_the_space_reaches_the_full_ntk_through_its_metric_options(tmp_path, mon
     with pytest.raises(job.SpaceInputError, match="Metric options: .*ntk='whole'"):
         list(job.stream_ranking(job.RankingRequest(upload=str(DEMO_DATASET), metric_options=("lead.ntk=whole",)),
                                 results_dir=tmp_path / "results"))
+
+
+@pytest.mark.slow
+def test_accelerate_launch_shards_the_ntk_across_two_processes(tmp_path, timm_folder):
+    other_folder = save_tiny_timm(tmp_path / "other", seed=1)
+    model_ids = [f"local-dir:{timm_folder}", f"local-dir:{other_folder}"]
+    script = tmp_path / "shard.py"
+    script.write_text(textwrap.dedent(f"""
+        import json
+        from lead_hub.data import load_images
+        from lead_hub.features import _process_state, extract_many
+        from lead_hub.ntk import sample_sq_norms_many
+        images = load_images({str(DEMO_DATASET)!r}, samples_per_class=2, seed=0)
+        cache = {str(tmp_path / 'cache')!r}
+        features = {{m: r.features for m, r in extract_many({model_ids!r}, images, image_size=32, num_workers=0,
+                                                             cache_dir=cache, progress=False).items()}}
+        results = sample_sq_norms_many({model_ids!r}, images, list(range(0, 20, 2)), features, cache_dir=cache,
+                                       image_size=32, widths=(16, 24), num_workers=0, progress=False)
+        state = _process_state()
+        report = {{"computed": [m for m, r in results.items() if r.computed_rows],
+                   "norms": {{m: r.sq_norms.tolist() for m, r in results.items()}}}}
+        with open({str(tmp_path)!r} + f"/process-{{state.process_index}}.json", "w") as stream:
+            json.dump(report, stream)
+    """))
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY_ROOT)}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(free_port()), str(script)]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"process-{rank}.json").read_text()) for rank in (0, 1)]
+    assert reports[0]["computed"] == [model_ids[0]] and reports[1]["computed"] == [model_ids[1]]
+    images = load_images(DEMO_DATASET, samples_per_class=2, seed=0)
+    for model_id in model_ids:
+        model = load_backbone(model_id, image_size=32)
+        features = extract_features(model, images, num_workers=0, progress=False).features
+        expected = sample_sq_norms(model, images, list(range(0, 20, 2)), features, widths=(16, 24), num_workers=0,
+                                   progress=False).sq_norms
+        for report in reports:
+            np.testing.assert_allclose(report["norms"][model_id], expected, rtol=1e-4)
