@@ -48,8 +48,10 @@ DATASET_OBJECTS = (datasets.Dataset, datasets.IterableDataset, datasets.DatasetD
 _INTEGER_DTYPES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
 _STRING_DTYPES = {"string", "large_string"}
 _CHECK_SIDE = 16
-_CHECK_BATCH = 256
 """The check decode of a sampled image shrinks towards this side: cheap, and it still reads every byte."""
+_CHECK_BATCH = 256
+_LARGEST_MODEL_SIDE = 1024
+"""The check applies the pixel budget as if resized to this side, so no model input up to it can exceed it later."""
 
 
 class DataSourceError(ValueError):
@@ -378,7 +380,7 @@ def _without_undecodable(images: LabeledImages, request: _Request, strict: bool,
         cells = images.encoded[start:start + _CHECK_BATCH][images.image_column]
         for index, cell in enumerate(cells, start):
             try:
-                decode_image(cell, min_side=_CHECK_SIDE, limits=limits)
+                decode_image(cell, min_side=_CHECK_SIDE, limits=limits, budget_side=_LARGEST_MODEL_SIDE)
             except ImageDecodeError as error:
                 bad[index] = (images.image_name(index), str(error))
     if not bad:

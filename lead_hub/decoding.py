@@ -51,10 +51,11 @@ class DecodeLimits:
 DEFAULT_DECODE_LIMITS = DecodeLimits()
 
 
-def decode_image(encoded: dict, *, min_side: int | None = None,
-                 limits: DecodeLimits = DEFAULT_DECODE_LIMITS) -> Image.Image:
+def decode_image(encoded: dict, *, min_side: int | None = None, limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+                 budget_side: int | None = None) -> Image.Image:
     """The RGB picture of ``encoded`` (``{"bytes": ..., "path": ...}`` as ``datasets.Image(decode=False)`` keeps
-    it), shrunk on decode towards ``min_side`` (see the module docstring). Raises :class:`ImageDecodeError`."""
+    it), shrunk on decode towards ``min_side`` (see the module docstring). The pixel budget is checked for a
+    resize to ``budget_side`` (default ``min_side``). Raises :class:`ImageDecodeError`."""
     data = encoded.get("bytes")
     source = io.BytesIO(data) if data is not None else encoded.get("path")
     if source is None:
@@ -65,7 +66,7 @@ def decode_image(encoded: dict, *, min_side: int | None = None,
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
-                check_pixel_budget(image.size, min_side, limits)
+                check_pixel_budget(image.size, budget_side or min_side, limits)
                 if min_side is not None and image.format == "JPEG":
                     image.draft(None, _kept_size(image.size, min_side))
                 image.load()

@@ -512,10 +512,10 @@ def test_an_image_over_the_pixel_budget_is_skipped_from_its_header_alone(tmp_pat
     from lead_hub.decoding import DecodeLimits
 
     write_class_folders(tmp_path / "pets", {"a": 2, "b": 2})
-    Image.new("RGB", (300, 200)).save(tmp_path / "pets" / "a" / "huge.png")
-    images = load_images(tmp_path / "pets", decode_limits=DecodeLimits(max_image_pixels=50_000))
-    assert images.skipped == (("a/huge.png", "is 300×200 pixels, more than the 50,000 one image may decode to "
-                                             "(DecodeLimits.max_image_pixels); downscale it"),)
+    Image.new("L", (2000, 1500)).save(tmp_path / "pets" / "a" / "huge.png")
+    images = load_images(tmp_path / "pets", decode_limits=DecodeLimits(max_image_pixels=2_000_000))
+    assert images.skipped == (("a/huge.png", "is 2000×1500 pixels, more than the 2,000,000 one image may decode "
+                                             "to (DecodeLimits.max_image_pixels); downscale it"),)
 
 
 def test_garbage_image_bytes_in_parquet_are_named_by_row(tmp_path):
@@ -553,3 +553,13 @@ def test_a_float_label_column_is_rejected_saying_why(tmp_path):
     path = write_parquet(tmp_path / "train.parquet", [0.0, 1.0] * 3, label_feature=datasets.Value("float64"))
     with pytest.raises(DataSourceError, match="column 'label' is .*float64.*not a label type.*--label-column"):
         load_images(path)
+
+
+def test_an_elongated_strip_is_caught_by_the_check_not_later_inside_a_model(tmp_path):
+    from lead_hub.decoding import DecodeLimits
+
+    write_class_folders(tmp_path / "pets", {"a": 2, "b": 2})
+    Image.new("RGB", (3000, 3)).save(tmp_path / "pets" / "a" / "strip.png")  # 9,000 pixels, under the budget
+    images = load_images(tmp_path / "pets", decode_limits=DecodeLimits(max_image_pixels=2_000_000))
+    assert [name for name, _ in images.skipped] == ["a/strip.png"]
+    assert "resizing its short side to 1024 would exceed" in images.skipped[0][1]
