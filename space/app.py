@@ -95,9 +95,10 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                                      label="Status", elem_id="ranking-status", min_height=64)
                 table = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), label="Leaderboard (best first)",
                                      interactive=False, wrap=True, elem_id="leaderboard-table")
-                chart = gr.Image(label="Scores and the score-versus-size Pareto front", type="filepath",
-                                 elem_id="leaderboard-chart")
-                csv = gr.File(label="Leaderboard as CSV")
+                csv = gr.File(label="Leaderboard as CSV", height=90)
+        # Full width, so that the chart's labels stay legible.
+        chart = gr.Image(label="Scores and the score-versus-size Pareto front", type="filepath",
+                         elem_id="leaderboard-chart")
         gr.Examples([[DATASET_FROM_UPLOAD, str(DEMO_DATASET), "", MODELS_FROM_ZOO, "demo", "", "lead"],
                      [DATASET_FROM_HUB, None, EXAMPLE_HUB_DATASET, MODELS_FROM_IDS, "demo", EXAMPLE_MODEL_IDS,
                       "logme"]],
