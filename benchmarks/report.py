@@ -8,7 +8,7 @@
 Tables: the ground truth (the learning-rate grid extended below 1e-3 where settled, ``lead_hub.finetune_truth``);
 how well it reproduces itself (seeds 0-1 against seeds 2-3); τw at full data per target and averaged over the
 development targets (cifar10, the sanity target, is shown but never averaged), with two trivial baselines and
-the average against the four-seed truth; the low-data regimes; LEAD's variants by the defaults rule.
+the average against the four-seed truth, LEAD's parts each used alone; the low-data regimes; LEAD's variants by the defaults rule.
 
 Every mean τw comes with a 95% percentile interval from one seeded bootstrap (``lead_hub.evaluation.bootstrap_tau``:
 ``RESAMPLES`` resamples of the development targets and, per (model, target), of the ground truth's seed runs);
@@ -110,22 +110,31 @@ def reproducibility_table(finals: pd.DataFrame) -> pd.DataFrame:
 
 # --- scores ---------------------------------------------------------------------------------------------------------
 
+LEAD_PARTS = {"classifier_only_score": "classifier-only score (rate 0)", "log_init_accuracy": "out-of-fold accuracy",
+              "log_init_true_class_mean": "mean out-of-fold true-class probability",
+              "mean_eigenvalue": "mean NTK eigenvalue"}
+
+
 def baseline_scores() -> pd.DataFrame:
-    """Trivial rankings in the long scores format: feature dimensions LEAD's head saw (non-constant ones, from
-    ``lead_diagnostics.csv``) and true parameter count (``zoo.json``), full data only."""
+    """Rankings that are not metrics, in the long scores format, full data only: the trivial baselines (feature
+    dimensions LEAD's head saw, non-constant ones, from ``lead_diagnostics.csv``; true parameter count from
+    ``zoo.json``; family "baseline") and LEAD's parts each used alone (``lead_diagnostics.csv``; family
+    "diagnostic")."""
     frames = []
     diagnostics_csv = RESULTS / "lead_diagnostics.csv"
     if diagnostics_csv.is_file():
         diagnostics = pd.read_csv(diagnostics_csv)
-        frames.append(diagnostics.assign(variant="baseline: non-constant feature dimensions",
+        frames.append(diagnostics.assign(variant="baseline: non-constant feature dimensions", family="baseline",
                                          score=diagnostics["feature_dims_used"].astype(float)))
+        frames += [diagnostics.assign(variant=f"LEAD part: {name}", family="diagnostic",
+                                      score=diagnostics[column].astype(float)) for column, name in LEAD_PARTS.items()]
     if ZOO_JSON.is_file() and frames:
         params = {entry["folder"]: entry["params"]["true"] for entry in json.loads(ZOO_JSON.read_text())["models"]}
         frames.append(frames[0].assign(variant="baseline: parameter count",
                                        score=frames[0]["model"].map(params).astype(float)))
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames).assign(family="baseline", regime="full", draw=0)[
+    return pd.concat(frames).assign(regime="full", draw=0)[
         ["target", "variant", "family", "regime", "draw", "model", "score"]]
 
 
@@ -282,10 +291,10 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
     the ground truth's seeds (seed variance, from resampling each pair's runs: ``seed_counts`` runs per truth,
     drawn with replacement from its recorded seeds); over T new targets like the development ones, each with its
     own fine-tuning, the mean difference has variance (between + seed) / T, so the half-width is
-    1.96·√((between + seed) / T). Reported: the median over every pair of metric variants (baselines left out)
+    1.96·√((between + seed) / T). Reported: the median over every pair of metric variants (baselines and LEAD's parts left out)
     and for ``pair``; and the targets needed for a half-width of 0.05 (a 0.05 difference called one about half the
     time) and for 80% power ((1.96 + 0.84)·√(V/T) ≤ 0.05)."""
-    full = scores[(scores["regime"] == "full") & (scores["family"] != "baseline")]
+    full = scores[(scores["regime"] == "full") & ~scores["family"].isin(["baseline", "diagnostic"])]
     variants = tuple(dict.fromkeys(full["variant"]))
     pairs = [(a, b) for i, a in enumerate(variants) for b in variants[i + 1:]]
     rows, needs = [], []
@@ -323,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "defaults":
         complete = int(truth[truth["target"].isin(DEVELOPMENT_TARGETS)].groupby("target").size().ge(
             scores[scores["regime"] == "full"].groupby("target")["model"].nunique().max()).sum())
-        metric_scores = scores[scores["family"] != "baseline"]
+        metric_scores = scores[~scores["family"].isin(["baseline", "diagnostic"])]
         edges = truth["edge"].value_counts().to_dict()
         source = (f"`{arguments.scores.name}` ({len(metric_scores)} scores) against the ground truth of "
                   f"{len(truth)} (model, target) pairs (learning-rate grid edge: {edges})")
