@@ -11,9 +11,9 @@ the one place where lead_hub's network policy lives:
   k+1 with ``d_k = min(8, LEAD_HUB_HUB_RETRY_WAIT_S · 2^(k-1))`` (default 1 s; a ``Retry-After`` up to 8 s is
   honoured). The last failing answer is raised as huggingface_hub's ``HfHubHTTPError``, which huggingface_hub's own
   back-off does not retry, so retries never stack: at most ``LEAD_HUB_HUB_ATTEMPTS`` requests per call.
-* **Offline after the first failure.** Inside a run, the first request to the Hub (``HF_ENDPOINT``, or a
-  ``*.hf.co`` / ``*.huggingface.co`` download host) that cannot reach it (refused, reset, timed out) or that keeps
-  failing after its retries makes the rest of the run skip the network: one warning line
+* **Offline after the first failure.** Inside a run, the first request to the Hub (the ``HF_ENDPOINT`` host, or a
+  ``*.hf.co`` download host) that cannot reach it (refused, reset, timed out) or that keeps failing after its
+  retries makes the rest of the run skip the network: one warning line
   names the cause and suggests ``HF_HUB_OFFLINE=1``, and every later request raises :class:`HubUnreachableError`
   at once without touching the network. It is an ``OfflineModeIsEnabled``, so huggingface_hub falls back to the
   local cache exactly as it does with ``HF_HUB_OFFLINE=1``: cached models and datasets still load.
@@ -261,10 +261,11 @@ class _GuardedStream(httpx2.SyncByteStream):
 
 
 def _is_hub(url: httpx2.URL) -> bool:
-    """Whether ``url`` is on the Hub: the configured endpoint's host, or a Hugging Face download host."""
+    """Whether ``url`` is on the Hub: the configured endpoint's host, or a download host (``*.hf.co``, where files
+    are redirected). Best-effort side services (``datasets-server.huggingface.co``, which ``datasets`` asks for a
+    parquet export and does without) are not: their failure must not end a run's use of the Hub."""
     host = url.host.lower()
-    return (host == httpx2.URL(constants.ENDPOINT).host.lower()
-            or any(host == domain or host.endswith("." + domain) for domain in ("hf.co", "huggingface.co")))
+    return host == httpx2.URL(constants.ENDPOINT).host.lower() or host == "hf.co" or host.endswith(".hf.co")
 
 
 def _bound_timeouts(request: httpx2.Request, bound_s: float) -> None:

@@ -399,6 +399,9 @@ class _Handler(BaseHTTPRequestHandler):
               content_type: str = "application/json") -> None:
         if getattr(self, "_stall_answer", False):
             self._stall()
+        with self.store.lock:  # logged before the client can see the answer, so a test reading the log sees it
+            self.store.requests.append(RequestRecord(self.command, self.path, status,
+                                                     "Authorization" in self.headers))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -407,9 +410,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        with self.store.lock:
-            self.store.requests.append(RequestRecord(self.command, self.path, status,
-                                                     "Authorization" in self.headers))
 
     def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode(), headers)
@@ -840,7 +840,8 @@ def client_environment(endpoint: str, home: str, token: str | None = None) -> di
     Merge the result into a copy of ``os.environ``.
     """
     environment = {"HF_ENDPOINT": endpoint, "HF_HOME": home, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1",
-                   "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+                   "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                   "HF_UPDATE_DOWNLOAD_COUNTS": "0"}  # datasets would ping an S3 host: no traffic off loopback
     if token is not None:
         environment["HF_TOKEN"] = token
     return environment
@@ -876,4 +877,6 @@ def point_client_at(monkeypatch: Any, endpoint: str, home: str, token: str | Non
         monkeypatch.setattr(datasets_config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
         monkeypatch.setattr(datasets_config, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(datasets_config, "HF_DATASETS_OFFLINE", False)
+        monkeypatch.setattr(datasets_config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+        monkeypatch.setattr(datasets_config, "USE_PARQUET_EXPORT", False)  # no lookup of datasets-server.<host>
         monkeypatch.setattr(datasets_config, "HF_DATASETS_CACHE", Path(home) / "datasets")
