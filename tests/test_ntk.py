@@ -26,7 +26,7 @@ from lead_hub.ntk import NtkUnavailable, lead_sq_norms, sample_ids, sample_sq_no
 from lead_hub.ranking import DEMO_DATASET, rank
 from conftest import REPOSITORY_ROOT
 from test_features import free_port
-from test_models import save_tiny_timm
+from test_models import save_tiny_timm, save_tiny_transformers
 
 DEMO_MODELS = [f"local-dir:{DEMO_DATASET.parent / 'models' / name}"
                for name in ("mobilenetv1_025.coral_in1k", "mobilenetv1_050.coral_in1k")]
@@ -97,6 +97,16 @@ def test_norms_equal_a_per_sample_autograd_loop(backbone, images, features, head
     assert (result.backbone_sq_norms > 0).all() and result.rows.tolist() == rows.tolist()
     counted = sum(p.numel() for name, p in backbone.network.named_parameters() if "classifier" not in name)
     assert result.trainable_parameters == counted  # every parameter but the source classifier reaches the features
+
+
+def test_a_transformers_model_gives_the_autograd_loop_norms_too(images, tmp_path):
+    model = load_backbone(f"local-dir:{save_tiny_transformers(tmp_path / 'vit', 'vit', head=True)}", image_size=32)
+    features = extract_features(model, images, num_workers=0, progress=False).features
+    rows = np.array([1, 9, 17])
+    result = sample_sq_norms(model, images, rows, features, widths=(16, 24), num_workers=0, progress=False)
+    expected = autograd_loop_sq_norms(model, images, rows, ntk_head(features, len(images.class_names),
+                                                                    widths=(16, 24)))
+    np.testing.assert_allclose(result.sq_norms, expected, rtol=1e-4)
 
 
 def test_frozen_backbone_gives_the_head_closed_form(backbone, images, features):
