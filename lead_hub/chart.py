@@ -90,9 +90,8 @@ def _size_plot(axes, sized: pd.DataFrame, primary: str) -> None:
     else:  # sizes within a factor of a few: a log axis would have no decade mark to label
         axes.xaxis.set_major_locator(MaxNLocator(4))
     axes.xaxis.set_major_formatter(millions)
-    axes.set_xlabel("parameters")
+    axes.set_xlabel("parameters (each point labelled by its rank)")
     axes.set_ylabel(primary)
-    axes.set_title("labels: rank", fontsize=8, loc="right")
     if len(front):
         axes.legend(fontsize=8, loc="best")
 
