@@ -387,6 +387,8 @@ def test_to_rgb_composites_alpha_on_white():
 
 _HUB_CLIENT = """
 import json, sys
+import datasets.config
+datasets.config.USE_PARQUET_EXPORT = False  # no lookup of datasets-server.<loopback host>: traffic stays on loopback
 from lead_hub.data import load_images
 answers = []
 for request in json.loads(sys.argv[1]):
@@ -410,8 +412,8 @@ def test_hub_dataset_streams_through_the_loopback_hub(tmp_path):
                                   add={"data/train-00000-of-00001.parquet": first.read_bytes()})
         new, _ = hub.store.commit("dataset", "alice/pets",
                                   add={"data/train-00000-of-00001.parquet": second.read_bytes()})
-        environment = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0",
-                       "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1",
+        # client_environment keeps every request on loopback (no telemetry, no download-count ping).
+        environment = {**os.environ, **hub_server.client_environment(hub.endpoint, str(tmp_path / "hf_home")),
                        "USE_TORCH": "0"}  # datasets would import torch, for nothing here
         requests = [{"source": "alice/pets", "samples_per_class": 3, "seed": 2, "stream_buffer_size": 6},
                     {"source": "alice/pets", "revision": old.oid, "samples_per_class": 3, "seed": 2,
