@@ -20,8 +20,8 @@ activations, transformers) without per-layer code. Opacus refuses modules with b
 BackPACK fails on timm's in-place activations; both are measured in ``benchmarks/bench_ntk.py``.
 
 Rounding: a ReLU6/ReLU whose input sits within round-off of a kink lets the gradient through in one batch layout
-and not in another, so a per-sample norm can differ by up to ~1e-3 relative between batch sizes or devices in
-float32 (a float64 run agrees with one of the two); λ̄_k, a mean over 64 samples, moves by ~1e-5.
+and not in another, so in float32 a per-sample norm can differ between batch sizes or devices by up to 8e-4
+relative (measured against the one-sample-at-a-time autograd loop, ``benchmarks/bench_ntk.py methods``).
 
 Results are cached beside the features (``<cache_dir>/ntk/``), one entry per (model, revision, image size,
 dataset sample, head: input kind, widths, seed, K and a digest of its input transform), row by row: a request
