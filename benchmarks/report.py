@@ -4,6 +4,7 @@
     python benchmarks/report.py defaults --write results/report_defaults_choice.md   # apply the defaults rule
     python benchmarks/report.py power                            # targets and seeds needed to separate 0.05
     python benchmarks/report.py compare lead hscore pactran      # paired differences of the first to the others
+    python benchmarks/report.py edge                             # how the grid's edge moves the truth and τw
 
 Tables: the ground truth (the learning-rate grid extended below 1e-3 where settled, ``lead_hub.finetune_truth``);
 how well it reproduces itself (seeds 0-1 against seeds 2-3); τw at full data per target and averaged over the
@@ -86,6 +87,22 @@ def truth_changes(protocol: pd.DataFrame, low: pd.DataFrame) -> pd.DataFrame:
                           "edge": after["edge"]})
     changed = (table["protocol lr"] != table["truth lr"]) | (table["edge"] != "extended")
     return table[changed].reset_index()
+
+
+def edge_shift_table(scores: pd.DataFrame, protocol: pd.DataFrame, low: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: mean full-data τw over the development targets against the truth at the protocol's rates and
+    against the truth by the extended grid, and the change (the pairs whose truth changes are in
+    :func:`truth_changes`)."""
+    full = scores[scores["regime"] == "full"]
+    means = {}
+    for label, truth in (("protocol grid", extended_grid_truth(protocol, low.iloc[0:0])),
+                         ("extended grid", extended_grid_truth(protocol, low))):
+        quality = rank_quality(full, truth)
+        quality = quality[quality["target"].isin(DEVELOPMENT_TARGETS)]
+        means[f"mean τw, {label} truth"] = quality.groupby("variant", sort=False)["weighted_tau"].mean()
+    table = pd.DataFrame(means)
+    table["change"] = table.iloc[:, 1] - table.iloc[:, 0]
+    return table.sort_values("change", key=abs, ascending=False).reset_index(names="variant")
 
 
 def reproducibility_table(finals: pd.DataFrame) -> pd.DataFrame:
@@ -317,7 +334,7 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", default="tables", choices=("tables", "defaults", "power", "compare"))
+    parser.add_argument("command", nargs="?", default="tables", choices=("tables", "defaults", "power", "compare", "edge"))
     parser.add_argument("variants", nargs="*", help="compare: a variant, then the variants to compare it with")
     parser.add_argument("--scores", type=Path, default=RESULTS / "metric_scores.csv")
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
@@ -340,6 +357,12 @@ def main(argv: list[str] | None = None) -> None:
         print(report)
         if arguments.write:
             arguments.write.write_text(report)
+        return
+    if arguments.command == "edge":
+        print("### Pairs the learning-rate grid's edge changes or leaves unsettled\n")
+        print(markdown_table(truth_changes(protocol, low_runs), float_format=".4g"))
+        print("\n### Mean full-data τw against the truth before and after the grid's edge\n")
+        print(markdown_table(edge_shift_table(scores, protocol, low_runs), float_format=".3f"))
         return
     if arguments.command == "compare":
         if len(arguments.variants) < 2:
