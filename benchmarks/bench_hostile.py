@@ -43,14 +43,15 @@ RANK = ["rank", "--models", MODEL, "--image-size", "64", "--no-cache", "--quiet"
 
 # ---- corpus writers ----------------------------------------------------------------------------------------------
 
-def flat_png(width: int, height: int, channels: int = 3) -> bytes:
-    """A one-colour (black) 8-bit PNG of any size, written row by row: never holds the pixels in memory."""
+def flat_png(width: int, height: int, channels: int = 3, value: int = 0) -> bytes:
+    """A one-colour 8-bit PNG of any size (every sample ``value``), written row by row: never holds the pixels in
+    memory."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
     colour_type = {1: 0, 3: 2}[channels]
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, colour_type, 0, 0, 0])
-    compressor, row = zlib.compressobj(9), bytes(1 + width * channels)
+    compressor, row = zlib.compressobj(9), bytes(1) + bytes([value]) * (width * channels)
     data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
@@ -105,27 +106,22 @@ def case_baseline(work: Path):
     return "embedded demo zip, 300 EuroSAT JPEGs of 64x64 (reference footprint)", [*RANK, "--dataset", str(DEMO_ZIP)]
 
 
+def nine_thousand_squares() -> dict[str, bytes]:
+    """32 PNGs of 9000x9000, 16 per class, each its own grey level (a ranking needs images that differ)."""
+    return {f"data/{name}/{index}.png": flat_png(9000, 9000, value=8 * index + (128 if name == "b" else 0))
+            for name in ("a", "b") for index in range(16)}
+
+
 def case_png_9000_zip(work: Path):
-    picture = flat_png(9000, 9000)
-    members = {f"data/{name}/{index}.png": picture for name in ("a", "b") for index in range(16)}
+    members = nine_thousand_squares()
     path = write_zip(work / "png9000.zip", members)
     return f"32 PNGs of 9000x9000 in a {path.stat().st_size // 1024} KB zip", [*RANK, "--dataset", str(path)]
 
 
-def case_png_9000_zip_stored(work: Path):
-    picture = flat_png(9000, 9000)
-    members = {f"data/{name}/{index}.png": picture for name in ("a", "b") for index in range(16)}
-    path = write_zip(work / "png9000.zip", members, compression=zipfile.ZIP_STORED)
-    return (f"32 PNGs of 9000x9000 in a {path.stat().st_size / 1e6:.1f} MB stored zip (under every archive limit)",
-            [*RANK, "--dataset", str(path)])
-
-
 def case_png_9000_folder(work: Path):
-    picture = flat_png(9000, 9000)
-    for name in ("a", "b"):
-        (work / "data" / name).mkdir(parents=True)
-        for index in range(16):
-            (work / "data" / name / f"{index}.png").write_bytes(picture)
+    for name, picture in nine_thousand_squares().items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(picture)
     return "32 PNGs of 9000x9000 in a folder, one batch of 32", [*RANK, "--dataset", str(work / "data")]
 
 
