@@ -387,14 +387,9 @@ class _CacheEntry:
 
     @classmethod
     def for_request(cls, cache_dir, model_id, revision, image_size, dataset_identity, images, dtype):
-        request = {
-            "feature_format_version": FEATURE_FORMAT_VERSION,
-            "model": {"id": model_id, "revision": revision, "image_size": image_size},
-            "dataset": dataset_identity,
-            "num_images": len(images),
-            "labels_sha256": hashlib.sha256(np.ascontiguousarray(images.labels, np.int64).tobytes()).hexdigest(),
-            "dtype": str(dtype).removeprefix("torch."),
-        }
+        request = {"feature_format_version": FEATURE_FORMAT_VERSION,
+                   **sample_request(model_id, revision, image_size, dataset_identity, images),
+                   "dtype": str(dtype).removeprefix("torch.")}
         return cls(request_folder(Path(cache_dir), model_id, request))
 
     def load_result(self) -> ExtractedFeatures | None:
@@ -475,6 +470,17 @@ class _CacheEntry:
 
     def _chunk_path(self, chunk: tuple[int, int]) -> Path:
         return self.folder / f"chunk-{chunk[0]:09d}-{chunk[1]:09d}.npz"
+
+
+def sample_request(model_id: str, revision: str, image_size: int | None, dataset_identity,
+                   images: LabeledImages) -> dict:
+    """What a cache key says about the model and the dataset sample (for features, and for NTK norms)."""
+    return {
+        "model": {"id": model_id, "revision": revision, "image_size": image_size},
+        "dataset": dataset_identity,
+        "num_images": len(images),
+        "labels_sha256": hashlib.sha256(np.ascontiguousarray(images.labels, np.int64).tobytes()).hexdigest(),
+    }
 
 
 def request_folder(root: Path, model_id: str, request: dict) -> Path:

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from lead_hub.data import LabeledImages
 from lead_hub.features import (_atomic_save_npz, _process_state, _TransformedImages, _whole_batch, _worker_count,
-                               dataset_fingerprint, request_folder)
+                               dataset_fingerprint, request_folder, sample_request)
 from lead_hub.metrics._lead_ntk import NtkHead, ntk_head, ntk_rows, per_sample_gradient_sq_norms
 from lead_hub.metrics.lead import LeadOptions
 from lead_hub.models import Backbone, load_backbone, resolve_revision
@@ -386,10 +386,7 @@ class _NtkCache:
             transform.update(np.ascontiguousarray(array).tobytes())
         request = {
             "ntk_format_version": NTK_FORMAT_VERSION,
-            "model": {"id": model_id, "revision": revision, "image_size": image_size},
-            "dataset": dataset_identity,
-            "num_images": len(images),
-            "labels_sha256": hashlib.sha256(np.ascontiguousarray(images.labels, np.int64).tobytes()).hexdigest(),
+            **sample_request(model_id, revision, image_size, dataset_identity, images),
             "head": {"input": head_input, "widths": [int(w) for w in (w.shape[0] for w in head.head.hidden)],
                      "num_outputs": int(head.head.output.shape[0]), "input_dim": int(len(head.columns)),
                      "input_transform_sha256": transform.hexdigest(),
