@@ -26,11 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ground_truth  # noqa: E402
 
+from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
 from lead_hub.finetune import read_runs, summarise_runs  # noqa: E402
 from lead_hub.finetune_truth import edge_steps, extended_grid_truth  # noqa: E402
 
-# cifar10 is the sanity target: its pairs come after every development pair.
-DEVELOPMENT_TARGETS = tuple(target for target in ground_truth.TARGETS if target != "cifar10")
 LOW_RATE_RUNS = ground_truth.RESULTS / "ground_truth_runs_lr1e-4.csv"
 
 
