@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -90,12 +91,18 @@ def main() -> None:
                         help="with --variants: first drop their rows from the scores CSV, so they are scored afresh")
     parser.add_argument("--lead-grids", nargs="*", default=list(BENCHMARK_LEAD_GRIDS),
                         choices=list(BENCHMARK_LEAD_GRIDS), help="LEAD grids to score (none: peers only)")
+    parser.add_argument("--lead-log-inits", nargs="+", default=None,
+                        help="score only these log_init entries of LEAD's grids (e.g. fit=leave_one_out after a "
+                             "change of its code); grids without them are skipped")
     parser.add_argument("--no-peers", action="store_true", help="score LEAD's grids only")
     parser.add_argument("--replace-lead", action="store_true",
                         help="first drop every LEAD row (family 'lead') from the scores CSV: a rerun of LEAD's grids")
     parser.add_argument("--import-scores", type=Path, nargs="+", default=None,
                         help="instead of scoring, append the rows of these scores CSVs (runs made with --output "
                              "elsewhere, e.g. in parallel), skipping (target, variant) pairs already present")
+    parser.add_argument("--complete-only", action="store_true",
+                        help="with --import-scores: import only variants scored on every development target; the "
+                             "others go to metric_scores_partial.csv beside the scores")
     parser.add_argument("--ntk-costs", type=Path, default=RESULTS / "ntk_full_norms.csv",
                         help="where the whole-network NTK norms' cost per model and target is appended")
     arguments = parser.parse_args()
@@ -105,6 +112,10 @@ def main() -> None:
     models, regimes_of = zoo_model_ids(SHARED / "zoo"), regimes
     variants = [] if arguments.no_peers else peer_variants()
     grids = {name: BENCHMARK_LEAD_GRIDS[name] for name in arguments.lead_grids}
+    if arguments.lead_log_inits:
+        grids = {name: replace(grid, log_inits={label: options for label, options in grid.log_inits.items()
+                                                if label in arguments.lead_log_inits})
+                 for name, grid in grids.items() if set(grid.log_inits) & set(arguments.lead_log_inits)}
     if arguments.with_svm_folds:
         variants += SVM_FOLD_VARIANTS
     if arguments.fast:
@@ -142,6 +153,15 @@ def main() -> None:
     if arguments.import_scores:
         imported = pd.concat([pd.read_csv(path, keep_default_na=False, na_values=[""])
                               for path in arguments.import_scores], ignore_index=True)
+        imported = imported.drop_duplicates(["target", "variant", "regime", "draw", "model"])
+        if arguments.complete_only:
+            covered = imported[imported["target"].isin(DEVELOPMENT_TARGETS)].groupby("variant")["target"].nunique()
+            complete = imported["variant"].map(covered).eq(len(DEVELOPMENT_TARGETS))
+            partial_csv = arguments.output / "metric_scores_partial.csv"
+            imported[~complete].to_csv(partial_csv, index=False)
+            print(f"{imported.loc[~complete, 'variant'].nunique()} variants lack a development target: "
+                  f"written to {partial_csv}, not imported", flush=True)
+            imported = imported[complete]
         new = [(target, name) not in done for target, name in zip(imported["target"], imported["variant"])]
         append(imported[new])
         print(f"imported {sum(new)} rows into {scores_csv}", flush=True)

@@ -167,13 +167,15 @@ def score_lead_grid(
     ntk_sq_norms: NormsProvider | None = None,
     regimes_of: Callable[[np.ndarray], list[tuple[str, int, np.ndarray]]] = regimes,
     on_row: Callable[[dict], None] | None = None,
+    on_parts: Callable[[LeadParts, str, np.ndarray], None] | None = None,
 ) -> pd.DataFrame:
     """Every variant of ``grid`` for every model of one target in every regime, in the long format of
     :func:`lead_hub.benchmark.score_target` (one row per target, variant, regime, draw, model). ``sample_ids`` are
     the N rows' identities (each image's row in its source split), sliced with each regime's rows like the
     features. ``seconds`` is what one ``lead()`` call of the variant takes: standardising, its log_init, its λ̄
     and the evolution (with the whole-network norms already computed). A model whose parts fail gets NaN and a
-    note on each of its variants, as in ``score_target``.
+    note on each of its variants, as in ``score_target``. ``on_parts(parts, model, features)`` sees the shared
+    parts of each (model, regime) with the regime's features.
     """
     models = list(features_by_model)
     labels = features_by_model[models[0]].labels
@@ -196,6 +198,8 @@ def score_lead_grid(
                          for label in full_labels}
                 parts = lead_parts(extracted.features[indices], labels[indices], grid,
                                    sample_ids=sample_ids[indices], ntk_sq_norms=norms)
+                if on_parts is not None:
+                    on_parts(parts, model, extracted.features[indices])
             except (ValueError, np.linalg.LinAlgError) as error:
                 note = f"failed: {type(error).__name__}: {error}"
             for log_label, ntk_label, rate_constant, ce_form, variant in cells:
@@ -267,13 +271,14 @@ def score_lead_target(
     regimes_of: Callable[[np.ndarray], list[tuple[str, int, np.ndarray]]] = regimes,
     on_table: Callable[[LeadGrid, pd.DataFrame], None] | None = None,
     on_norms: Callable[[dict], None] | None = None,
+    on_parts: Callable[[LeadParts, str, np.ndarray], None] | None = None,
 ) -> pd.DataFrame:
     """Every LEAD grid on one benchmark target: the features (cached), the whole-network NTK norms its
     ``ntk="full"`` entries need (``lead_hub.ntk.lead_sq_norms``, one call per model and head input on the full-data
     regime's NTK rows, cached under ``cache_dir``), then :func:`score_lead_grid` with the samples' ids; a grid with
     ``ntk="full"`` entries is scored on the full-data regime only. Models are keyed by their folder name.
     ``on_table`` receives each grid's scores as they come, ``on_norms`` one record per norms call (model, head
-    input, rows, rows computed now, seconds, trainable parameters)."""
+    input, rows, rows computed now, seconds, trainable parameters); ``on_parts`` as in :func:`score_lead_grid`."""
     images = benchmark_images(target_folder)
     extracted = benchmark_features(target_folder, model_ids, cache_dir=cache_dir, images=images)
     names = {model_id: model_id.rsplit("/", 1)[-1] for model_id in model_ids}
@@ -298,7 +303,7 @@ def score_lead_target(
                                   "trainable_parameters": computed.trainable_parameters, "device": computed.device})
             provider = full_data_norms(norms)
         table = score_lead_grid(target, features, grid, sample_ids=ids, ntk_sq_norms=provider,
-                                regimes_of=full_regime if keys else regimes_of)
+                                regimes_of=full_regime if keys else regimes_of, on_parts=on_parts)
         if on_table is not None:
             on_table(grid, table)
         tables.append(table)
