@@ -30,7 +30,7 @@ NTKS = ("head", "full")
 #: The rate constant c = η·t used when ``rate_constant`` is None, per ``rate_scale``. With standardised head inputs
 #: a He-initialised head has λ̄ ≈ D + Σ widths + 2 (≈ 4100 for D = 1024 and widths (1024, 2048)), so c = 1/4096
 #: would put typical rates near 1. The default 1/16384 (rates near 1/4) was chosen on the development targets of
-#: the offline benchmark by the rule in the README (mean τw 0.313 at full data, 0.265 in low data, against 0.279
+#: the offline benchmark by the rule in benchmarks/README.md (mean τw 0.313 at full data, 0.265 in low data, against 0.279
 #: and 0.206 for 1/4096). ``per_model`` rates are λ̄_k / mean λ̄ ≈ 1 already.
 DEFAULT_RATE_CONSTANTS = {"standardize": 1.0 / 16384, "per_model": 1.0, "raw": 1.0 / 4096}
 
