@@ -66,12 +66,13 @@ def main() -> None:
         matrix = group.pivot_table(index="c", columns=["ntk", "fit"], values="mean").sort_index()
         matrix.columns = [f"{ntk} {fit}" for ntk, fit in matrix.columns]
         print(f"\n#### Mean full-data τw (development targets) by rate constant, ce_form={ce_form}\n")
-        print(markdown_table(matrix.reset_index().rename(columns={"c": "rate constant c"}), float_format=".3f"))
+        matrix.index = [f"{c:.4g}" for c in matrix.index]
+        print(markdown_table(matrix.reset_index(names="rate constant c"), float_format=".3f"))
 
     best = cells.loc[cells.groupby(["ntk", "fit", "ce_form"], sort=False)["mean"].idxmax()]
     rows = []
     for _, cell in best.iterrows():
-        row = {"NTK": cell["ntk"], "fit": cell["fit"], "ce_form": cell["ce_form"], "best c": cell["c"],
+        row = {"NTK": cell["ntk"], "fit": cell["fit"], "ce_form": cell["ce_form"], "best c": f"{cell['c']:.4g}",
                "mean τw [95% CI]": report.interval(*full.mean_interval(cell["variant"]))}
         row.update({target: per_target.loc[cell["variant"], target] for target in
                     [*DEVELOPMENT_TARGETS, *[t for t in per_target.columns if t not in DEVELOPMENT_TARGETS]]
