@@ -242,9 +242,13 @@ def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Serie
     full_gaps = {v: full.difference_interval(v, best, CONFIDENCE) for v in eligible}
     tied = [v for v in eligible if v == best or full_gaps[v][1] <= 0 <= full_gaps[v][2]]
     low_means = {v: low.mean_interval(v, CONFIDENCE) if v in low.variants else (np.nan,) * 3 for v in lead}
-    low_best = max(tied, key=lambda v: -np.inf if np.isnan(low_means[v][0]) else low_means[v][0])
-    low_gaps = {v: low.difference_interval(v, low_best, CONFIDENCE) for v in tied}
-    low_tied = [v for v in tied if v == low_best or low_gaps[v][1] <= 0 <= low_gaps[v][2]]
+    with_low = [v for v in tied if v in low.variants and not np.isnan(low_means[v][0])]
+    if with_low:  # a variant scored at full data only cannot win the low-data tie-break
+        low_best = max(with_low, key=lambda v: low_means[v][0])
+        low_gaps = {v: low.difference_interval(v, low_best, CONFIDENCE) for v in with_low}
+        low_tied = [v for v in with_low if v == low_best or low_gaps[v][1] <= 0 <= low_gaps[v][2]]
+    else:
+        low_best, low_gaps, low_tied = best, {}, tied
     chosen = min(low_tied, key=lambda v: seconds.get(v, np.inf))
     rows = []
     for variant in sorted(lead, key=lambda v: (not eligible_for_default(v), -full_means[v][0])):
@@ -254,6 +258,8 @@ def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Serie
             verdict = "**chosen**"
         elif variant not in tied:
             verdict = "below the best (interval excludes 0)"
+        elif variant not in low_tied and variant not in low_gaps:
+            verdict = "tied at full data, no low-data figure"
         elif variant not in low_tied:
             verdict = "tied at full data, below in low data"
         else:
