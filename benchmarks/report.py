@@ -2,7 +2,7 @@
 
     python benchmarks/report.py                                  # every table, intervals beside every mean τw
     python benchmarks/report.py defaults --write results/report_defaults_choice.md   # apply the defaults rule
-    python benchmarks/report.py power                            # targets and seeds needed to separate 0.05
+    python benchmarks/report.py power [A B]                      # targets and seeds needed to separate 0.05
     python benchmarks/report.py compare lead hscore pactran      # paired differences of the first to the others
     python benchmarks/report.py edge                             # how the grid's edge moves the truth and τw
 
@@ -45,20 +45,32 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 SEPARATE = 0.05  # the mean-τw difference the power estimate asks to separate
 
-def defaults_rule(resamples: int = RESAMPLES) -> str:
+INCUMBENT = "lead"  # the variant scored with lead_hub's current default options
+
+
+def defaults_rule(resamples: int = RESAMPLES, incumbent: str = INCUMBENT) -> str:
     """The rule for LEAD's defaults, as stated before it is applied (benchmarks/README.md quotes it)."""
+    paired = (f"paired {CONFIDENCE:.0%} bootstrap interval ({resamples} percentile resamples of the development "
+              f"targets and of the ground truth's seed runs, seed {BOOTSTRAP_SEED})")
     return f"""**The rule for LEAD's defaults** (stated before it is applied; applied once per benchmark round, to the run
 made with the previous defaults, and not on fewer than three development targets with complete ground truth):
 
-1. *Eligible*: the LEAD variants of `benchmarks/run_benchmark.py` whose log_init is the ridge, the only classifier
-   that meets the default path's speed target (the SVM and logistic variants are scored, never eligible).
-2. *Best*: the eligible variant with the highest mean full-data τw over the development targets.
-3. *Tied*: a variant whose paired {CONFIDENCE:.0%} bootstrap interval of the difference to the best (mean full-data
-   τw; {resamples} percentile resamples of the targets and of the ground truth's seed runs, seed {BOOTSTRAP_SEED})
-   includes zero.
-4. *Tie-breaks*: among the best and the variants tied with it, the highest mean low-data τw; variants whose paired
-   low-data interval to that one includes zero stay tied, and the fastest of them (mean seconds per model at
-   full data) is the default."""
+1. *Eligible*: the LEAD variants of `benchmarks/run_benchmark.py` that (a) fit log_init with the ridge, the only
+   classifier that meets the default path's speed target (the SVM and logistic variants are scored, never
+   eligible); (b) take λ̄ from the head-only NTK, which is computed from the features alone: the whole-network NTK
+   (`ntk=full`) needs every model's weights and a backward pass per NTK row (6-15 times the extraction on a CPU)
+   and cannot score a model known only by its features, so it stays an option, scored and shown, never the
+   default; (c) are scored at full data and in the low-data regimes, the two figures the rule reads.
+2. *Incumbent*: the variant scored with the current defaults (`{incumbent}`). It stays the default unless a
+   challenger exists.
+3. *Challengers*: eligible variants whose {paired} of the difference to the incumbent in mean full-data τw over
+   the development targets lies entirely above zero, and whose paired interval of the difference in mean
+   low-data τw does not lie entirely below zero.
+4. *Best*: the challenger with the highest mean full-data τw. *Tied*: a challenger whose paired interval of the
+   difference to the best includes zero.
+5. *Tie-breaks*: among the best and the challengers tied with it, the highest mean low-data τw; challengers whose
+   paired low-data interval to that one includes zero stay tied, and the fastest of them (mean seconds per model
+   at full data) is the new default."""
 
 
 def interval(point: float, low: float, high: float) -> str:
@@ -225,52 +237,79 @@ def low_data_table(boot: dict[str, BootstrapTau]) -> pd.DataFrame:
 
 # --- the defaults rule ----------------------------------------------------------------------------------------------
 
-def eligible_for_default(variant: str) -> bool:
-    """A LEAD variant with ridge log_init (rule step 1): not an SVM, logistic or paper-faithful (SVM) variant."""
-    return variant.startswith("lead") and not re.search(r"classifier=(?!ridge)|paper-faithful|svm", variant)
+def ineligibility(variant: str, low: BootstrapTau) -> str:
+    """Why a LEAD variant is not eligible for the default (rule step 1), or "" when it is."""
+    if re.search(r"classifier=(?!ridge)|paper-faithful|svm", variant):
+        return "not eligible (log_init slower than the speed target allows)"
+    if "ntk=full" in variant:
+        return "not eligible (whole-network NTK: needs every model's gradients)"
+    if variant not in low.variants or np.isnan(low.mean_interval(variant, CONFIDENCE)[0]):
+        return "not eligible (no low-data figure)"
+    return ""
 
 
-def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Series) -> tuple[str, pd.DataFrame]:
-    """Apply :func:`defaults_rule` to the bootstraps of the full-data and mean low-data τw: the chosen variant and
-    the table that shows every step (one row per LEAD variant, eligible ones first)."""
+def _excludes_zero(gap: tuple[float, float, float]) -> bool:
+    return gap[1] > 0 or gap[2] < 0
+
+
+def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Series,
+                        incumbent: str = INCUMBENT) -> tuple[str, pd.DataFrame]:
+    """Apply :func:`defaults_rule` to the bootstraps of the full-data and mean low-data τw: the chosen variant (the
+    incumbent when no challenger beats it) and the table that shows every step (one row per LEAD variant)."""
     lead = [v for v in full.variants if v.startswith("lead")]
-    eligible = [v for v in lead if eligible_for_default(v)]
-    if not eligible:
-        raise ValueError(f"no eligible LEAD variant among {lead}")
+    if incumbent not in lead or ineligibility(incumbent, low):
+        raise ValueError(f"the incumbent {incumbent!r} must be scored at full data and in low data, eligible; "
+                         f"score it with benchmarks/run_benchmark.py first")
+    why_not = {v: ineligibility(v, low) for v in lead}
+    eligible = [v for v in lead if not why_not[v]]
     full_means = {v: full.mean_interval(v, CONFIDENCE) for v in lead}
-    best = max(eligible, key=lambda v: full_means[v][0])
-    full_gaps = {v: full.difference_interval(v, best, CONFIDENCE) for v in eligible}
-    tied = [v for v in eligible if v == best or full_gaps[v][1] <= 0 <= full_gaps[v][2]]
     low_means = {v: low.mean_interval(v, CONFIDENCE) if v in low.variants else (np.nan,) * 3 for v in lead}
-    with_low = [v for v in tied if v in low.variants and not np.isnan(low_means[v][0])]
-    if with_low:  # a variant scored at full data only cannot win the low-data tie-break
-        low_best = max(with_low, key=lambda v: low_means[v][0])
-        low_gaps = {v: low.difference_interval(v, low_best, CONFIDENCE) for v in with_low}
-        low_tied = [v for v in with_low if v == low_best or low_gaps[v][1] <= 0 <= low_gaps[v][2]]
-    else:
-        low_best, low_gaps, low_tied = best, {}, tied
-    chosen = min(low_tied, key=lambda v: seconds.get(v, np.inf))
+    over_incumbent = {v: full.difference_interval(v, incumbent, CONFIDENCE) for v in lead if v != incumbent}
+    low_over_incumbent = {v: low.difference_interval(v, incumbent, CONFIDENCE) for v in eligible if v != incumbent}
+    above = [v for v in eligible if v != incumbent and over_incumbent[v][1] > 0]
+    challengers = [v for v in above if not low_over_incumbent[v][2] < 0]
+    best = low_best = None
+    full_gaps, low_gaps, low_tied = {}, {}, []
+    chosen = incumbent
+    if challengers:
+        best = max(challengers, key=lambda v: full_means[v][0])
+        full_gaps = {v: full.difference_interval(v, best, CONFIDENCE) for v in challengers}
+        tied = [v for v in challengers if v == best or not _excludes_zero(full_gaps[v])]
+        low_best = max(tied, key=lambda v: low_means[v][0])
+        low_gaps = {v: low.difference_interval(v, low_best, CONFIDENCE) for v in tied}
+        low_tied = [v for v in tied if v == low_best or not _excludes_zero(low_gaps[v])]
+        chosen = min(low_tied, key=lambda v: seconds.get(v, np.inf))
     rows = []
-    for variant in sorted(lead, key=lambda v: (not eligible_for_default(v), -full_means[v][0])):
-        if not eligible_for_default(variant):
-            verdict = "not eligible (log_init slower than the speed target allows)"
-        elif variant == chosen:
-            verdict = "**chosen**"
-        elif variant not in tied:
-            verdict = "below the best (interval excludes 0)"
-        elif variant not in low_tied and variant not in low_gaps:
-            verdict = "tied at full data, no low-data figure"
+    for variant in sorted(lead, key=lambda v: (v != incumbent, bool(why_not[v]), -full_means[v][0])):
+        if variant == chosen:
+            verdict = "**chosen**" + (" (the incumbent stays: no challenger)" if variant == incumbent else "")
+        elif variant == incumbent:
+            verdict = "incumbent, replaced"
+        elif why_not[variant]:
+            verdict = why_not[variant]
+        elif variant not in above:
+            verdict = ("below the incumbent (interval excludes 0)" if over_incumbent[variant][2] < 0
+                       else "not above the incumbent (interval includes 0)")
+        elif variant not in challengers:
+            verdict = "above the incumbent at full data, below it in low data"
+        elif variant not in low_gaps:
+            verdict = "challenger, below the best challenger (interval excludes 0)"
         elif variant not in low_tied:
-            verdict = "tied at full data, below in low data"
+            verdict = "challenger tied with the best, below in low data"
         else:
-            verdict = "tied at full and low data, slower"
-        rows.append({
-            "variant": variant, "mean τw [95% CI]": interval(*full_means[variant]),
-            f"Δ to {best} [95% CI]": interval(*full_gaps[variant]) if variant in full_gaps and variant != best else "",
-            "mean low-data τw [95% CI]": interval(*low_means[variant]),
-            f"low-data Δ to {low_best} [95% CI]": interval(*low_gaps[variant]) if variant in low_gaps
-            and variant != low_best else "",
-            "seconds per model": seconds.get(variant, np.nan), "verdict": verdict})
+            verdict = "challenger tied at full and low data, slower"
+        row = {"variant": variant, "mean τw [95% CI]": interval(*full_means[variant]),
+               f"Δ to {incumbent} [95% CI]": interval(*over_incumbent[variant]) if variant in over_incumbent else "",
+               "mean low-data τw [95% CI]": interval(*low_means[variant]),
+               f"low-data Δ to {incumbent} [95% CI]": interval(*low_over_incumbent[variant])
+               if variant in low_over_incumbent else ""}
+        if challengers:
+            row[f"Δ to best challenger {best} [95% CI]"] = (interval(*full_gaps[variant]) if variant in full_gaps
+                                                          and variant != best else "")
+            row[f"low-data Δ to {low_best} [95% CI]"] = (interval(*low_gaps[variant]) if variant in low_gaps
+                                                       and variant != low_best else "")
+        row.update({"seconds per model": seconds.get(variant, np.nan), "verdict": verdict})
+        rows.append(row)
     return chosen, pd.DataFrame(rows)
 
 
@@ -283,9 +322,11 @@ def defaults_report(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int =
     full = full_data_bootstraps(scores, finals, resamples)["truth"]
     low = low_data_bootstraps(scores, finals, resamples)["mean"]
     chosen, table = apply_defaults_rule(full, low, seconds_per_model(scores))
+    outcome = ("no challenger: the incumbent stays" if chosen == INCUMBENT
+               else f"the incumbent `{INCUMBENT}` gives way")
     return "\n\n".join([defaults_rule(resamples), f"**Applied** to {source or 'the scores below'}:",
                         markdown_table(table, float_format=".3f"),
-                        f"**Chosen default: `{chosen}`.**"]) + "\n"
+                        f"**Chosen default: `{chosen}`** ({outcome})."]) + "\n"
 
 
 def compare_table(full: BootstrapTau, low: BootstrapTau, variant: str, others) -> pd.DataFrame:
@@ -305,20 +346,27 @@ def compare_table(full: BootstrapTau, low: BootstrapTau, variant: str, others) -
 
 # --- power ----------------------------------------------------------------------------------------------------------
 
+# LEAD's default and its ce_form="prob" twin: a pair whose difference is consistent across targets
+POWER_PAIR = ("lead", "lead ntk=head head_input=standardized fit=out_of_fold c=6.104e-05 ce_form=prob")
+
 def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
                 target_counts=(5, 10, 20, 40, 80), seed_counts=(2, 4, 8),
-                pair=("lead", "lead ce_form=prob")) -> tuple[pd.DataFrame, pd.DataFrame]:
+                pair=POWER_PAIR) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How the paired 95% interval of a full-data mean-τw difference shrinks with more targets and seeds.
 
     Model: the per-target difference of two variants varies across targets (between-target variance) and with
     the ground truth's seeds (seed variance, from resampling each pair's runs: ``seed_counts`` runs per truth,
     drawn with replacement from its recorded seeds); over T new targets like the development ones, each with its
     own fine-tuning, the mean difference has variance (between + seed) / T, so the half-width is
-    1.96·√((between + seed) / T). Reported: the median over every pair of metric variants (baselines and LEAD's parts left out)
-    and for ``pair``; and the targets needed for a half-width of 0.05 (a 0.05 difference called one about half the
+    1.96·√((between + seed) / T). Reported: the median over every pair of metric variants (baselines and LEAD's
+    parts left out) and for ``pair``; and the targets needed for a half-width of 0.05 (a 0.05 difference called one about half the
     time) and for 80% power ((1.96 + 0.84)·√(V/T) ≤ 0.05)."""
     full = scores[(scores["regime"] == "full") & ~scores["family"].isin(["baseline", "diagnostic"])]
     variants = tuple(dict.fromkeys(full["variant"]))
+    missing = [variant for variant in pair if variant not in variants]
+    if missing:
+        raise ValueError(f"power: no full-data scores of {missing}; name two scored variants, "
+                         f"e.g. 'power {POWER_PAIR[0]} \"{POWER_PAIR[1]}\"'")
     pairs = [(a, b) for i, a in enumerate(variants) for b in variants[i + 1:]]
     rows, needs = [], []
     for seeds in seed_counts:
@@ -326,7 +374,8 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
                              seeds_per_truth=seeds, variants=variants)
         variance = {p: sum(boot.difference_variances(*p)) for p in pairs}
         median = float(np.nanmedian(list(variance.values())))
-        for label, value in (("median over all pairs", median), (f"{pair[0]} vs {pair[1]}", variance[pair])):
+        shown = sum(boot.difference_variances(*pair))
+        for label, value in (("median over all pairs", median), (f"{pair[0]} vs {pair[1]}", shown)):
             row = {"seeds per truth": seeds, "pair": label}
             row.update({f"{count} targets": 1.96 * np.sqrt(value / count) for count in target_counts})
             rows.append(row)
@@ -341,7 +390,8 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", default="tables", choices=("tables", "defaults", "power", "compare", "edge"))
-    parser.add_argument("variants", nargs="*", help="compare: a variant, then the variants to compare it with")
+    parser.add_argument("variants", nargs="*", help="compare: a variant, then the variants to compare it with; "
+                        "power: the pair to show beside the median (default: LEAD's default and its ce_form=prob twin)")
     parser.add_argument("--scores", type=Path, default=RESULTS / "metric_scores.csv")
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
     parser.add_argument("--write", type=Path, default=None, help="defaults: also write the report to this file")
@@ -378,7 +428,10 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown_table(compare_table(full, low, arguments.variants[0], arguments.variants[1:])))
         return
     if arguments.command == "power":
-        widths, needs = power_table(scores, finals, arguments.resamples)
+        if arguments.variants and len(arguments.variants) != 2:
+            raise SystemExit("power takes no variant or exactly two (the pair to show beside the median)")
+        widths, needs = power_table(scores, finals, arguments.resamples,
+                                    pair=tuple(arguments.variants) or POWER_PAIR)
         print(f"### Half-width of the paired 95% interval of a mean-τw difference ({arguments.resamples} resamples)\n")
         print(markdown_table(widths, float_format=".3f"))
         print(f"\n### Development-like targets needed to separate a {SEPARATE} difference in mean τw\n")

@@ -41,25 +41,79 @@ def _bootstrap(point_full, resampled_full):
     return BootstrapTau(variants, ("a", "b"), point, resampled, draws, seed=0)
 
 
-def test_defaults_rule_ties_by_interval_then_low_data_then_speed():
-    # Full data: "lead" best; "lead x" always within ±0.02 of it across resamples (tied); "lead y" always 0.2
-    # below (excluded); the SVM variant is best of all but not eligible.
-    def resample(shift):
-        return {"lead": [0.5, 0.5], "lead x": [0.5 + shift, 0.5 - shift], "lead y": [0.3, 0.3],
-                "lead classifier=ovr_svm": [0.9, 0.9]}
-    full = _bootstrap(resample(0.0), [resample(s) for s in (-0.02, 0.0, 0.02, 0.01)])
-    # Low data: "lead x" is clearly better than "lead" (its paired interval excludes 0) → chosen although slower.
-    low_point = {"lead": [0.2, 0.2], "lead x": [0.3, 0.3], "lead y": [0.9, 0.9], "lead classifier=ovr_svm": [0, 0]}
-    low = _bootstrap(low_point, [low_point] * 4)
-    seconds = pd.Series({"lead": 0.1, "lead x": 0.5, "lead y": 0.1, "lead classifier=ovr_svm": 5.0})
+def _spread(values_by_variant: dict[str, list[float]]) -> BootstrapTau:
+    """A bootstrap whose resample b gives each variant τw ``values[b]`` on both targets (point: their mean), so
+    every interval runs from about the smallest to the largest value and a paired difference is the difference of
+    the lists."""
+    point = {v: [float(np.mean(values))] * 2 for v, values in values_by_variant.items()}
+    count = len(next(iter(values_by_variant.values())))
+    return _bootstrap(point, [{v: [values[b]] * 2 for v, values in values_by_variant.items()} for b in range(count)])
+
+
+def _flat(value: float, count: int = 5) -> list[float]:
+    return [value] * count
+
+
+def _verdicts(table: pd.DataFrame) -> dict[str, str]:
+    return table.set_index("variant")["verdict"].to_dict()
+
+
+WHOLE_NETWORK = "lead ntk=full head_input=standardized S=4 c=1e-07"
+SVM = "lead classifier=ovr_svm"
+
+
+def test_the_incumbent_stays_when_no_variant_is_resolved_above_it():
+    # "lead x" has the higher mean (0.45 against 0.30) but its paired difference to the incumbent spans −0.1 to
+    # +0.4: not resolved, so not a challenger. The whole-network and SVM variants are far above and not eligible.
+    full = _spread({"lead": _flat(0.3), "lead x": [0.2, 0.5, 0.7, 0.6, 0.25], "lead y": _flat(0.1),
+                    WHOLE_NETWORK: _flat(0.9), SVM: _flat(0.9)})
+    low = _spread({"lead": _flat(0.2), "lead x": _flat(0.2), "lead y": _flat(0.2), SVM: _flat(0.2)})
+    seconds = pd.Series({"lead": 1.0, "lead x": 0.1, "lead y": 0.1, WHOLE_NETWORK: 0.1, SVM: 5.0})
     chosen, table = report.apply_defaults_rule(full, low, seconds)
-    assert chosen == "lead x"
-    verdicts = table.set_index("variant")["verdict"].to_dict()
-    assert verdicts["lead y"].startswith("below") and verdicts["lead classifier=ovr_svm"].startswith("not eligible")
-    assert verdicts["lead"] == "tied at full data, below in low data"
-    # Equal low-data figures: both stay tied and the faster one wins.
-    low_equal = _bootstrap({**low_point, "lead x": [0.2, 0.2]}, [{**low_point, "lead x": [0.2, 0.2]}] * 4)
-    assert report.apply_defaults_rule(full, low_equal, seconds)[0] == "lead"
+    assert chosen == "lead"
+    verdicts = _verdicts(table)
+    assert verdicts["lead"] == "**chosen** (the incumbent stays: no challenger)"
+    assert verdicts["lead x"] == "not above the incumbent (interval includes 0)"
+    assert verdicts["lead y"] == "below the incumbent (interval excludes 0)"
+    assert verdicts[WHOLE_NETWORK].startswith("not eligible (whole-network NTK")
+    assert verdicts[SVM].startswith("not eligible (log_init")
+    assert table["variant"].iloc[0] == "lead"  # the incumbent heads the table
+
+
+def test_a_variant_resolved_above_the_incumbent_replaces_it_unless_it_is_resolved_below_in_low_data():
+    # Both "lead z" and "lead w" are 0.2 above the incumbent in every resample; "lead w" is 0.1 below it in low
+    # data in every resample, so only "lead z" challenges. A variant without low-data scores is not eligible.
+    full = _spread({"lead": _flat(0.3), "lead z": _flat(0.5), "lead w": _flat(0.6), "lead n": _flat(0.9)})
+    low = _spread({"lead": _flat(0.3), "lead z": _flat(0.3), "lead w": _flat(0.2)})
+    chosen, table = report.apply_defaults_rule(full, low, pd.Series({"lead": 1.0, "lead z": 2.0, "lead w": 0.1}))
+    assert chosen == "lead z"
+    verdicts = _verdicts(table)
+    assert verdicts["lead"] == "incumbent, replaced"
+    assert verdicts["lead w"] == "above the incumbent at full data, below it in low data"
+    assert verdicts["lead n"] == "not eligible (no low-data figure)"
+
+
+def test_among_challengers_the_best_and_those_tied_with_it_go_to_low_data_then_speed():
+    # Challengers a (+0.2), b (+0.2 ± 0.01, tied with a) and c (+0.1, always 0.1 below a: not tied).
+    full = _spread({"lead": _flat(0.3), "lead a": _flat(0.5), "lead b": [0.49, 0.5, 0.51, 0.5, 0.5],
+                    "lead c": _flat(0.4)})
+    seconds = pd.Series({"lead": 1.0, "lead a": 2.0, "lead b": 0.5, "lead c": 0.1})
+    equal_low = _spread({v: _flat(0.3) for v in ("lead", "lead a", "lead b", "lead c")})
+    chosen, table = report.apply_defaults_rule(full, equal_low, seconds)
+    assert chosen == "lead b"  # tied with a at full and in low data, and faster
+    verdicts = _verdicts(table)
+    assert verdicts["lead a"] == "challenger tied at full and low data, slower"
+    assert verdicts["lead c"] == "challenger, below the best challenger (interval excludes 0)"
+    better_low = _spread({"lead": _flat(0.3), "lead a": _flat(0.4), "lead b": _flat(0.3), "lead c": _flat(0.5)})
+    chosen, table = report.apply_defaults_rule(full, better_low, seconds)
+    assert chosen == "lead a"  # clearly better in low data, although slower; c's low data does not count
+    assert _verdicts(table)["lead b"] == "challenger tied with the best, below in low data"
+
+
+def test_the_rule_needs_its_incumbent():
+    full = _spread({"lead x": _flat(0.3)})
+    with pytest.raises(ValueError, match="incumbent 'lead'"):
+        report.apply_defaults_rule(full, full, pd.Series(dtype=float))
 
 
 def test_report_runs_on_the_committed_results():
