@@ -82,6 +82,7 @@ def rank(
     strict: bool = False,
     image_column: str | None = None,
     label_column: str | None = None,
+    num_workers: int | None = None,
 ) -> Leaderboard:
     """Score every candidate model on ``dataset`` and return them ranked by the first of ``metrics``.
 
@@ -113,6 +114,11 @@ def rank(
     Every sampled image is decode-checked before any model loads: unusable ones are skipped with a warning and
     listed in the provenance (``skipped_images``), or with ``strict=True`` stop the ranking with an error naming
     them. ``image_column`` and ``label_column`` name the columns of a parquet or Hub dataset (see ``load_images``).
+
+    ``num_workers`` DataLoader worker processes decode and preprocess images while the model runs (default: one
+    per CPU but one, at most 4; the features do not depend on it). Pass 0 from a multi-threaded server such as the
+    Space: DataLoader workers are forked, and a process forked while another thread holds a lock (the web
+    server's, a logging or an allocator lock) can hang forever waiting for it; 0 decodes in the calling thread.
     """
     from lead_hub.data import load_images
 
@@ -161,9 +167,10 @@ def rank(
     per_class_rows: list[dict] = []
     for candidate in tqdm(candidates, desc="models", unit="model", disable=not progress or len(candidates) < 2):
         result = _extract(candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,
-                          precision)
+                          precision, num_workers)
         if result.inputs is not None and "lead" in per_model_metrics:
-            _add_lead_arrays(candidate, result, images, options["lead"], image_size, cache_dir, cache_key, progress)
+            _add_lead_arrays(candidate, result, images, options["lead"], image_size, cache_dir, cache_key, progress,
+                             num_workers)
         if result.inputs is not None:
             for name in per_model_metrics:
                 per_class_rows += _score_one(name, options[name], candidate.model_id, result, per_class,
@@ -316,7 +323,7 @@ def _is_dataset_object(dataset) -> bool:
 
 
 def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,
-             precision) -> _ModelResult:
+             precision, num_workers) -> _ModelResult:
     """Features of one candidate; on failure a row of NaN scores noting the error."""
     from lead_hub.features import extract_many
 
@@ -327,7 +334,8 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
         extracted = extract_many([candidate.load_id], images, image_size=image_size,
                                  revisions={candidate.load_id: candidate.revision} if candidate.revision else None,
                                  batch_size=batch_size, cache_dir=cache_dir, dataset_key=cache_key,
-                                 progress=progress, on_error="raise", precision=precision)[candidate.load_id]
+                                 progress=progress, on_error="raise", precision=precision,
+                                 num_workers=num_workers)[candidate.load_id]
     except Exception as error:  # noqa: BLE001 - one model that cannot be loaded or run must not end the ranking
         row["extract_seconds"] = time.perf_counter() - started
         if network.is_outage(error):  # already said once, by lead_hub.network, for every model it stops
@@ -343,7 +351,7 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
 
 
 def _add_lead_arrays(candidate: Candidate, result: _ModelResult, images, lead_options: dict, image_size, cache_dir,
-                     cache_key, progress) -> None:
+                     cache_key, progress, num_workers) -> None:
     """LEAD's per-sample arrays for one model: the samples' ids (so its choices cannot move with round-off) and,
     with ``ntk="full"``, the whole network's per-sample gradient norms (:mod:`lead_hub.ntk`, cached beside the
     features). A model whose norms cannot be computed gets no LEAD score and a note saying why, never the
@@ -357,7 +365,7 @@ def _add_lead_arrays(candidate: Candidate, result: _ModelResult, images, lead_op
     try:
         norms = ntk.lead_sq_norms(candidate.load_id, images, result.inputs["features"], lead_options,
                                   revision=candidate.revision, image_size=image_size, cache_dir=cache_dir,
-                                  dataset_key=cache_key, progress=progress)
+                                  dataset_key=cache_key, progress=progress, num_workers=num_workers)
     except Exception as error:  # noqa: BLE001 - one model's NTK failing must not end the ranking
         logger.warning("%s: whole-network NTK failed: %s", candidate.model_id, error)
         result.notes.append(f"lead: whole-network NTK failed: {type(error).__name__}: {error_line(error)}")

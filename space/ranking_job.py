@@ -298,7 +298,8 @@ def _run(plan: _Plan, limits: SpaceLimits, cache_dir: Path | None, events: queue
 
             board = rank(plan.models, dataset, split=plan.split, metrics=plan.metrics,
                          samples_per_class=plan.samples_per_class, image_size=plan.image_size, cache_dir=cache_dir,
-                         metric_options=plan.metric_options, progress=True, on_model_done=on_model_done)
+                         metric_options=plan.metric_options, progress=True, on_model_done=on_model_done,
+                         num_workers=0)  # a web server is multi-threaded: no forked DataLoader workers (see rank)
         events.put(("done", board))
     except _Cancelled:
         pass

@@ -237,15 +237,26 @@ def test_an_abandoned_ranking_stops_after_its_current_model(tmp_path, monkeypatc
 def demo_run(tmp_path_factory, feature_cache):
     """The default request (demo zoo, demo zip, 64 px) at 6 samples per class: every update, and what the final
     update's files held while they existed."""
+    from lead_hub import features
+
     results_dir = tmp_path_factory.mktemp("space_results")
     stages = []
     updates = []
-    for update in stream_ranking(quick_request(), results_dir=results_dir, cache_dir=feature_cache,
-                                 progress=lambda fraction, text: stages.append((fraction, text))):
-        updates.append(update)
+    worker_counts = []
+    real_extract_many = features.extract_many
+
+    def recording_extract_many(*arguments, **options):
+        worker_counts.append(options.get("num_workers"))
+        return real_extract_many(*arguments, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(features, "extract_many", recording_extract_many)
+        for update in stream_ranking(quick_request(), results_dir=results_dir, cache_dir=feature_cache,
+                                     progress=lambda fraction, text: stages.append((fraction, text))):
+            updates.append(update)
     final = updates[-1]
     return {"updates": updates, "stages": stages, "csv": pd.read_csv(final.csv),
-            "chart_header": final.chart.read_bytes()[:8]}
+            "chart_header": final.chart.read_bytes()[:8], "worker_counts": worker_counts}
 
 
 def test_the_demo_ranking_streams_one_update_per_model_then_the_result(demo_run):
@@ -257,6 +268,12 @@ def test_the_demo_ranking_streams_one_update_per_model_then_the_result(demo_run)
     assert [fraction for fraction, _ in demo_run["stages"] if fraction > 0] == \
         [done / len(DEMO_MODEL_IDS) for done in range(1, len(DEMO_MODEL_IDS) + 1)]
     assert any("unpacking eurosat_mini.zip" in text for _, text in demo_run["stages"])
+
+
+def test_the_space_decodes_images_in_its_own_thread_never_in_forked_workers(demo_run):
+    # A web server is multi-threaded, and a DataLoader worker forked while another thread holds a lock can wait
+    # for it forever: the Space asks rank() for no worker processes.
+    assert demo_run["worker_counts"] == [0] * len(DEMO_MODEL_IDS)
 
 
 def test_the_demo_ranking_ranks_every_demo_model(demo_run):

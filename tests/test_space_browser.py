@@ -33,6 +33,8 @@ CHROMIUM_ARGUMENTS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-
                       "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RANKING_TIMEOUT_MS = 600_000
 """Generous: the ranking runs on whatever CPU the test machine has to spare."""
+_FINAL_STATUS_MARKERS = ("Ranked ", "No model could be scored", "The ranking stopped", "Stopped.")
+"""Words that only a ranking's last status says (space/ranking_job.py and app.py)."""
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
@@ -103,6 +105,17 @@ def set_samples_per_class(page, samples: int) -> None:
     field.fill(str(samples))
     field.press("Enter")
     settings.click()  # folded again, as a visitor leaves it
+    assert field.input_value() == str(samples), f"the samples field reads {field.input_value()!r}"
+
+
+def final_status(page) -> str:
+    """The status line's text once the ranking has ended, whichever way (ranked, nothing scored, an error, Stop):
+    a test then asserts what it expects and, when that fails, shows what the page said instead of timing out."""
+    return page.wait_for_function(
+        f"""() => {{
+            const text = document.querySelector('#ranking-status').innerText;
+            return {list(_FINAL_STATUS_MARKERS)!r}.some(marker => text.includes(marker)) && text;
+        }}""", polling=250, timeout=RANKING_TIMEOUT_MS).json_value()
 
 
 def choose_primary_metric(page, name: str) -> None:
@@ -146,7 +159,8 @@ def test_rows_appear_model_by_model_with_the_progress_on_the_status_line_only(pa
         assert not overlaps(drawn, state["chart"]), f"progress {drawn} covers the chart"
         assert overlaps(drawn, state["status"]), f"progress {drawn} is not on the status line"
     assert "local-dir:" in state["text"] and str(REPOSITORY_ROOT) not in state["text"]  # model folders by name only
-    page.locator("#ranking-status").get_by_text("Ranked 6 models").wait_for(timeout=RANKING_TIMEOUT_MS)
+    ended = final_status(page)
+    assert "Ranked 6 models on eurosat_mini.zip [train], 70 images in 10 classes" in ended, ended
     assert shown_model_names(page) == DEMO_MODEL_NAMES
     assert "/" not in "".join(page.locator("#leaderboard-table").inner_text().split("\n")[1:])  # no paths
 
@@ -156,8 +170,8 @@ def test_a_visitor_uploads_the_demo_zip_ranks_and_sees_the_ranked_table_and_char
     set_samples_per_class(page, 6)
     page.locator("#rank-button").click()
     status = page.locator("#ranking-status")
-    status.get_by_text("Ranked 6 models on eurosat_mini.zip [train], 60 images in 10 classes").wait_for(
-        timeout=RANKING_TIMEOUT_MS)
+    ended = final_status(page)
+    assert "Ranked 6 models on eurosat_mini.zip [train], 60 images in 10 classes" in ended, ended
 
     chart = page.locator("#leaderboard-chart img[src*='leaderboard.png']")
     chart.wait_for(timeout=60_000)
@@ -207,9 +221,9 @@ def test_rank_by_changes_the_description_and_the_other_choices_and_ties_are_flag
     others.get_by_label("lead", exact=True).wait_for(timeout=30_000)
     assert others.get_by_label("hscore", exact=True).count() == 0
     page.locator("#rank-button").click()
-    status = page.locator("#ranking-status")
-    status.get_by_text("Ranked 6 models").wait_for(timeout=RANKING_TIMEOUT_MS)
-    assert re.search(r"Warning: hscore cannot rank [2-6] models that all score 9 ", status.inner_text())
+    ended = final_status(page)
+    assert "Ranked 6 models" in ended, ended
+    assert re.search(r"Warning: hscore cannot rank [2-6] models that all score 9 ", ended), ended
 
 
 def test_stop_ends_the_ranking_and_says_so(page):
