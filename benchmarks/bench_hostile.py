@@ -31,6 +31,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import pandas as pd
 import psutil
 from PIL import Image
 
@@ -369,10 +370,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     rows.sort(key=lambda row: list(CASES).index(row["case"]))
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    with open(arguments.output, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    pd.DataFrame(rows).to_csv(arguments.output, index=False)
     print(f"wrote {arguments.output}")
 
 

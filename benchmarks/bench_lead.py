@@ -11,13 +11,14 @@ real zoo models). Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lead_speed.csv"
 VARIANTS = {
@@ -115,10 +116,7 @@ def main() -> None:
     sizes = arguments.sizes or ([1000] if arguments.quick else [1000, 10000, 50000])
     rows = run_grid(sizes, arguments.dims, arguments.classes, arguments.time_limit, arguments.variants)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    with arguments.output.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    pd.DataFrame(rows).to_csv(arguments.output, index=False)
     print(f"wrote {arguments.output}")
 
 

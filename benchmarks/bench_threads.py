@@ -14,12 +14,13 @@ settings alternate within each repeat so that a change of the machine's load hit
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pandas as pd
 
 from lead_hub import threads
 
@@ -72,10 +73,7 @@ def main() -> None:
                 print(row, flush=True)
                 rows.append(row)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    with arguments.output.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    pd.DataFrame(rows).to_csv(arguments.output, index=False)
     print(f"wrote {arguments.output}")
 
 

@@ -228,6 +228,19 @@ def test_dataset_fingerprint_follows_the_content():
     assert dataset_fingerprint(reordered) != dataset_fingerprint(labeled(tiny_dataset()))
 
 
+def launch_two_processes(script: Path) -> None:
+    """Run ``script`` in two processes under ``accelerate launch``, one torch thread each; fail with its stderr.
+
+    On a machine without a GPU, ``accelerate launch --cpu`` starts a single process unless mpirun is used;
+    ``--multi_gpu`` starts torchrun processes, which lead_hub joins into a gloo group on the CPU."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY_ROOT)}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(free_port()), str(script)]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -270,14 +283,7 @@ def test_accelerate_launch_shards_models_across_two_processes(tmp_path, timm_fol
         with open({str(tmp_path)!r} + f"/process-{{state.process_index}}.json", "w") as stream:
             json.dump(report, stream)
     """))
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY_ROOT)}
-    # On a machine without a GPU, `accelerate launch --cpu` starts a single process unless mpirun is used;
-    # --multi_gpu starts torchrun processes, which lead_hub joins into a gloo group on the CPU.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(free_port()), str(script)]
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    launch_two_processes(script)
     reports = [json.loads((tmp_path / f"process-{rank}.json").read_text()) for rank in (0, 1)]
     assert [report["processes"] for report in reports] == [2, 2]
     assert sorted(reports[0]["computed"] + reports[1]["computed"]) == sorted(model_ids)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 import textwrap
 
@@ -25,7 +23,7 @@ from lead_hub.models import load_backbone
 from lead_hub.ntk import NtkUnavailable, lead_sq_norms, sample_ids, sample_sq_norms
 from lead_hub.ranking import DEMO_DATASET, rank
 from conftest import REPOSITORY_ROOT
-from test_features import free_port
+from test_features import launch_two_processes
 from test_models import save_tiny_timm, save_tiny_transformers
 
 DEMO_MODELS = [f"local-dir:{DEMO_DATASET.parent / 'models' / name}"
@@ -295,12 +293,7 @@ def test_accelerate_launch_shards_the_ntk_across_two_processes(tmp_path, timm_fo
         with open({str(tmp_path)!r} + f"/process-{{state.process_index}}.json", "w") as stream:
             json.dump(report, stream)
     """))
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY_ROOT)}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(free_port()), str(script)]
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    launch_two_processes(script)
     reports = [json.loads((tmp_path / f"process-{rank}.json").read_text()) for rank in (0, 1)]
     assert reports[0]["computed"] == [model_ids[0]] and reports[1]["computed"] == [model_ids[1]]
     images = load_images(DEMO_DATASET, samples_per_class=2, seed=0)
