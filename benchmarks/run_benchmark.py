@@ -8,6 +8,8 @@ at full data and in the low-data regimes, judged against the fine-tuned ground t
     python benchmarks/run_benchmark.py --no-peers --replace-lead  # LEAD's grids afresh (peers' rows kept)
     python benchmarks/run_benchmark.py --no-peers --lead-grids full-raw --output /tmp/run   # one grid, elsewhere
     python benchmarks/run_benchmark.py --import-scores /tmp/run/metric_scores.csv          # ... merged in
+    python benchmarks/run_benchmark.py --import-scores /tmp/run/metric_scores.csv --drop-variants-matching 'S=4 '
+                                                     # ... replacing the rows of a grid's earlier sample size
 
 Scores are appended to ``benchmarks/results/metric_scores.csv`` as they come (a rerun skips the (target,
 variant) pairs already there); the τw tables are rebuilt from all scores and ``ground_truth.csv`` at the end.
@@ -97,6 +99,9 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="score LEAD's grids only")
     parser.add_argument("--replace-lead", action="store_true",
                         help="first drop every LEAD row (family 'lead') from the scores CSV: a rerun of LEAD's grids")
+    parser.add_argument("--drop-variants-matching", default=None, metavar="REGEX",
+                        help="first drop the rows whose variant name matches this regular expression (re.search), "
+                             "e.g. a LEAD grid scored with another whole-network sample size before importing it")
     parser.add_argument("--import-scores", type=Path, nargs="+", default=None,
                         help="instead of scoring, append the rows of these scores CSVs (runs made with --output "
                              "elsewhere, e.g. in parallel), skipping (target, variant) pairs already present")
@@ -135,9 +140,12 @@ def main() -> None:
     grid_variant_names(grids.values())  # refuses a name given twice
     arguments.output.mkdir(parents=True, exist_ok=True)
     scores_csv = arguments.output / ("metric_scores_fast.csv" if arguments.fast else "metric_scores.csv")
-    if (arguments.replace or arguments.replace_lead) and scores_csv.is_file():
+    dropping = arguments.replace or arguments.replace_lead or arguments.drop_variants_matching
+    if dropping and scores_csv.is_file():
         kept = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
         dropped = kept["variant"].isin(arguments.variants or []) | (arguments.replace_lead & (kept["family"] == "lead"))
+        if arguments.drop_variants_matching:
+            dropped |= kept["variant"].str.contains(arguments.drop_variants_matching, regex=True)
         replacement = scores_csv.with_suffix(".csv.tmp")
         kept[~dropped].to_csv(replacement, index=False)
         replacement.replace(scores_csv)  # atomic: a reader sees the old or the new file, never half of one
