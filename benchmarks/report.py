@@ -4,6 +4,7 @@
     python benchmarks/report.py defaults --write results/report_defaults_choice.md   # apply the defaults rule
     python benchmarks/report.py power [A B]                      # targets and seeds needed to separate 0.05
     python benchmarks/report.py compare lead hscore pactran      # paired differences of the first to the others
+    python benchmarks/report.py compare --reverse lead hscore    # the others minus the first
     python benchmarks/report.py edge                             # how the grid's edge moves the truth and τw
 
 Tables: the ground truth (the learning-rate grid extended below 1e-3 where settled, ``lead_hub.finetune_truth``);
@@ -169,7 +170,7 @@ def baseline_scores() -> pd.DataFrame:
 
 def read_scores(scores_csv: Path) -> pd.DataFrame:
     """The metric scores plus the trivial baselines."""
-    scores = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
+    scores = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""], low_memory=False)
     return pd.concat([scores, baseline_scores()], ignore_index=True)
 
 
@@ -329,15 +330,16 @@ def defaults_report(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int =
                         f"**Chosen default: `{chosen}`** ({outcome})."]) + "\n"
 
 
-def compare_table(full: BootstrapTau, low: BootstrapTau, variant: str, others) -> pd.DataFrame:
-    """Paired differences ``variant`` − each of ``others`` in mean full-data and mean low-data τw, [interval],
-    and whether each is a difference (its interval excludes zero)."""
+def compare_table(full: BootstrapTau, low: BootstrapTau, variant: str, others, reverse: bool = False) -> pd.DataFrame:
+    """Paired differences ``variant`` − each of ``others`` (each of ``others`` − ``variant`` with ``reverse``) in
+    mean full-data and mean low-data τw, [interval], and whether each is a difference (its interval excludes zero)."""
     rows = []
     for other in others:
-        row = {"difference": f"{variant} − {other}"}
+        first, second = (other, variant) if reverse else (variant, other)
+        row = {"difference": f"{first} − {second}"}
         for label, boot in (("full data", full), ("low data", low)):
             if variant in boot.variants and other in boot.variants:
-                point, lower, upper = boot.difference_interval(variant, other, CONFIDENCE)
+                point, lower, upper = boot.difference_interval(first, second, CONFIDENCE)
                 row[f"{label} [95% CI]"] = interval(point, lower, upper)
                 row[f"{label}: differs?"] = "yes" if lower > 0 or upper < 0 else "no"
         rows.append(row)
@@ -359,8 +361,8 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
     drawn with replacement from its recorded seeds); over T new targets like the development ones, each with its
     own fine-tuning, the mean difference has variance (between + seed) / T, so the half-width is
     1.96·√((between + seed) / T). Reported: the median over every pair of metric variants (baselines and LEAD's
-    parts left out) and for ``pair``; and the targets needed for a half-width of 0.05 (a 0.05 difference called one about half the
-    time) and for 80% power ((1.96 + 0.84)·√(V/T) ≤ 0.05)."""
+    parts left out) and for ``pair``; and the targets needed for a half-width of 0.05 (a 0.05 difference called
+    one about half the time) and for 80% power ((1.96 + 0.84)·√(V/T) ≤ 0.05)."""
     full = scores[(scores["regime"] == "full") & ~scores["family"].isin(["baseline", "diagnostic"])]
     variants = tuple(dict.fromkeys(full["variant"]))
     missing = [variant for variant in pair if variant not in variants]
@@ -394,6 +396,8 @@ def main(argv: list[str] | None = None) -> None:
                         "power: the pair to show beside the median (default: LEAD's default and its ce_form=prob twin)")
     parser.add_argument("--scores", type=Path, default=RESULTS / "metric_scores.csv")
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
+    parser.add_argument("--reverse", action="store_true",
+                        help="compare: print each other variant minus the first (e.g. every variant over the default)")
     parser.add_argument("--write", type=Path, default=None, help="defaults: also write the report to this file")
     arguments = parser.parse_args(argv)
     protocol, low_runs = truth_runs()
@@ -425,14 +429,17 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("compare needs a variant and at least one other, e.g. 'compare lead hscore'")
         full = full_data_bootstraps(scores, finals, arguments.resamples)["truth"]
         low = low_data_bootstraps(scores, finals, arguments.resamples)["mean"]
-        print(markdown_table(compare_table(full, low, arguments.variants[0], arguments.variants[1:])))
+        print(markdown_table(compare_table(full, low, arguments.variants[0], arguments.variants[1:],
+                                           reverse=arguments.reverse)))
         return
     if arguments.command == "power":
         if arguments.variants and len(arguments.variants) != 2:
             raise SystemExit("power takes no variant or exactly two (the pair to show beside the median)")
         widths, needs = power_table(scores, finals, arguments.resamples,
                                     pair=tuple(arguments.variants) or POWER_PAIR)
-        print(f"### Half-width of the paired 95% interval of a mean-τw difference ({arguments.resamples} resamples)\n")
+        metric = scores[(scores["regime"] == "full") & ~scores["family"].isin(["baseline", "diagnostic"])]
+        print(f"### Half-width of the paired 95% interval of a mean-τw difference ({arguments.resamples} resamples; "
+              f"median over the pairs of {metric['variant'].nunique()} metric variants)\n")
         print(markdown_table(widths, float_format=".3f"))
         print(f"\n### Development-like targets needed to separate a {SEPARATE} difference in mean τw\n")
         print(markdown_table(needs, float_format=".3f"))

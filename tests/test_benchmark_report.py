@@ -116,6 +116,18 @@ def test_the_rule_needs_its_incumbent():
         report.apply_defaults_rule(full, full, pd.Series(dtype=float))
 
 
+def test_compare_reverse_prints_each_other_variant_minus_the_first():
+    full = _spread({"lead": _flat(0.3), "lead a": [0.4, 0.5, 0.6, 0.5, 0.5]})
+    low = _spread({"lead": _flat(0.2), "lead a": _flat(0.1)})
+    forward = report.compare_table(full, low, "lead", ["lead a"]).iloc[0]
+    backward = report.compare_table(full, low, "lead", ["lead a"], reverse=True).iloc[0]
+    assert (forward["difference"], backward["difference"]) == ("lead − lead a", "lead a − lead")
+    # differences −0.1, −0.2, −0.3, −0.2, −0.2: percentiles 2.5 and 97.5 interpolate to −0.29 and −0.11
+    assert (forward["full data [95% CI]"], backward["full data [95% CI]"]) == ("-0.200 [-0.290, -0.110]",
+                                                                             "0.200 [0.110, 0.290]")
+    assert (backward["low data [95% CI]"], backward["low data: differs?"]) == ("-0.100 [-0.100, -0.100]", "yes")
+
+
 def test_report_runs_on_the_committed_results():
     done = subprocess.run([sys.executable, str(REPOSITORY_ROOT / "benchmarks" / "report.py"), "--resamples", "20"],
                           capture_output=True, text=True, timeout=600)
