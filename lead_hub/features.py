@@ -38,6 +38,7 @@ from lead_hub.decoding import (DEFAULT_DECODE_LIMITS, DecodeLimits, ImageDecodeE
                                error_line)
 from lead_hub.models import Backbone, load_backbone, resolve_revision
 from lead_hub.public_names import public_model_id
+from lead_hub.threads import allowed_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -225,9 +226,11 @@ def _device_and_dtype(precision: str = "float32") -> tuple[torch.device, torch.d
 
 
 def _worker_count(num_workers: int | None) -> int:
+    """``num_workers``, or by default one DataLoader worker per CPU this process may use (affinity mask and cgroup
+    quota: :func:`lead_hub.threads.allowed_cpus`) but one, at most 4."""
     if num_workers is not None:
         return num_workers
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    return max(0, min(4, allowed_cpus() - 1))
 
 
 class _TransformedImages(torch.utils.data.Dataset):

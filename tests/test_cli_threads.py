@@ -79,3 +79,13 @@ def test_a_bad_override_is_named(fresh, monkeypatch):
 def test_busy_cpus_reads_the_counters_of_this_machine():
     busy = threads.busy_cpus(0.05)
     assert 0.0 <= busy <= len(os.sched_getaffinity(0)) + 1e-9
+
+
+@pytest.mark.parametrize(("allowed", "workers"), [(1, 0), (2, 1), (3, 2), (16, 4)])
+def test_decoding_workers_follow_the_allowed_cpus_not_the_machines(monkeypatch, allowed, workers):
+    from lead_hub import features
+
+    # A container limited to `allowed` CPUs of a larger machine: os.cpu_count() would count the machine's.
+    monkeypatch.setattr(features, "allowed_cpus", lambda: allowed)
+    assert features._worker_count(None) == workers
+    assert features._worker_count(3) == 3  # an explicit count is kept
