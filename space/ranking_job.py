@@ -337,8 +337,8 @@ def _final_update(board: Leaderboard, results_dir: Path, seconds: float) -> Rank
     # Ties and missing scores (a saturated H-score, SFDA or PED; NLEEP at 2 samples per class) are not a ranking.
     skipped = provenance.get("skipped_images") or []
     if skipped:
-        status += f" Skipped {len(skipped)} unreadable image(s): {'; '.join(skipped[:3])}" + \
-                  ("; ..." if len(skipped) > 3 else "") + "."
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        status += f" Skipped {len(skipped)} unreadable image(s): {'; '.join(skipped[:3])}{more}."
     status = "\n\n".join([status, *(f"Warning: {warning}" for warning in board.warnings)])
     return RankingUpdate(status, board, final=True, chart=chart, csv=csv)
 

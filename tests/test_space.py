@@ -546,3 +546,20 @@ def test_the_assembled_space_repository_finds_the_package_zoos_and_demo_beside_a
     assert lines[0] == str(destination / "lead_hub" / "__init__.py")
     assert lines[1] == "True"
     assert lines[2] == f"local-dir:{destination / 'demo' / 'models' / 'mobilenetv1_025.coral_in1k'}"
+
+
+def test_the_final_status_names_skipped_images_and_counts_the_rest(tmp_path):
+    import ranking_job
+
+    skipped = [f"cats/{index}.png is truncated" for index in range(5)]
+    provenance = {"metrics": ["lead"], "dataset": "pets.zip", "split": "train", "samples": 40, "num_classes": 2,
+                  "skipped_images": skipped}
+    rows = [{"model_id": f"local-dir:/srv/models/model-{index}", "lead": -float(index), "num_params": 1_000_000}
+            for index in range(2)]
+    final = ranking_job._final_update(Leaderboard.from_rows(rows, provenance), tmp_path, seconds=3.2)
+    first_line = final.status.split("\n\n")[0]
+    assert first_line.startswith("Ranked 2 models on pets.zip [train], 40 images in 2 classes in 3 s by lead")
+    # The first three skipped images are named, the rest counted; no server path of a model is shown.
+    assert first_line.endswith("Skipped 5 unreadable image(s): cats/0.png is truncated; cats/1.png is truncated; "
+                               "cats/2.png is truncated and 2 more.")
+    assert "/srv/models" not in final.status
