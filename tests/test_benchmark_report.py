@@ -14,7 +14,7 @@ from conftest import REPOSITORY_ROOT
 sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
 import report  # noqa: E402
 
-from lead_hub.evaluation import BootstrapTau  # noqa: E402
+from lead_hub.evaluation import BootstrapTau, weighted_tau  # noqa: E402
 
 
 def _finals(accuracies: dict[int, list[float]]) -> pd.DataFrame:
@@ -126,6 +126,30 @@ def test_compare_reverse_prints_each_other_variant_minus_the_first():
     assert (forward["full data [95% CI]"], backward["full data [95% CI]"]) == ("-0.200 [-0.290, -0.110]",
                                                                              "0.200 [0.110, 0.290]")
     assert (backward["low data [95% CI]"], backward["low data: differs?"]) == ("-0.100 [-0.100, -0.100]", "yes")
+
+
+def test_the_edge_table_shows_how_the_extended_grid_moves_each_targets_tau():
+    # Three models on eurosat, 1e-3 wins each protocol grid; model m0's 1e-4 point loses to 1e-3 and 3e-4 wins:
+    # its truth moves from last (0.60) to first (0.95). A score that orders m0 < m1 < m2 goes from τw 1 to less.
+    def run(model, phase, lr, seed, val=0.0, test=0.0):
+        return {"model": model, "target": "eurosat", "phase": phase, "lr": lr, "seed": seed, "val_acc": val,
+                "test_acc": test, "test_mean_class_acc": test}
+    protocol = pd.DataFrame([run(m, "grid", lr, 0, val) for m in ("m0", "m1", "m2")
+                             for lr, val in ((0.1, 0.1), (0.01, 0.5), (0.001, 0.8))]
+                            + [run(f"m{i}", "final", 0.001, seed, test=0.6 + 0.1 * i) for i in range(3)
+                               for seed in range(2)])
+    low = pd.DataFrame([run("m0", "grid", 0.0001, 0, 0.85), run("m0", "grid", 0.0003, 0, 0.9)]
+                       + [run("m0", "final", 0.0003, seed, test=0.95) for seed in range(2)])
+    scores = pd.DataFrame([{"target": "eurosat", "variant": "s", "family": "peer", "regime": "full", "draw": 0,
+                            "model": f"m{i}", "score": float(i)} for i in range(3)])
+    row = report.edge_shift_table(scores, protocol, low).set_index("variant").loc["s"]
+    after = weighted_tau([0.0, 1.0, 2.0], [0.95, 0.7, 0.8])
+    assert row["mean τw, protocol grid truth"] == pytest.approx(1.0)
+    assert row["mean τw, extended grid truth"] == pytest.approx(after) and after < 0
+    assert row["change"] == pytest.approx(after - 1.0) and row["change eurosat"] == pytest.approx(after - 1.0)
+    changed = report.truth_changes(protocol, low).set_index("model")
+    assert changed["edge"].to_dict() == {"m0": "extended", "m1": "grid unsettled", "m2": "grid unsettled"}
+    assert changed.loc["m0", "truth lr"] == 0.0003 and changed.loc["m0", "truth test acc"] == pytest.approx(0.95)
 
 
 def test_report_runs_on_the_committed_results():
