@@ -35,7 +35,7 @@ from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
 from lead_hub.evaluation import (BootstrapTau, bootstrap_tau, combine_regimes, kendall_tau, rank_quality,  # noqa: E402
                                  weighted_tau)
 from lead_hub.finetune import read_runs  # noqa: E402
-from lead_hub.finetune_truth import extended_grid_truth, final_runs  # noqa: E402
+from lead_hub.finetune_truth import extended_grid_truth, final_runs, grid_table  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
 
 RESULTS = REPOSITORY / "benchmarks" / "results"
@@ -92,12 +92,15 @@ def ground_truth_table(truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def truth_changes(protocol: pd.DataFrame, low: pd.DataFrame) -> pd.DataFrame:
-    """The pairs whose truth the extended grid changes or leaves unsettled: rates and accuracies before and after."""
+    """The pairs whose truth the extended grid changes or leaves unsettled: the validation accuracy at 1e-3, 3e-4
+    and 1e-4 (blank where not run), rates and test accuracies before and after."""
     before = extended_grid_truth(protocol, low.iloc[0:0]).set_index(["target", "model"])
     after = extended_grid_truth(protocol, low).set_index(["target", "model"])
-    table = pd.DataFrame({"protocol lr": before["best_lr"], "truth lr": after["best_lr"],
-                          "protocol test acc": before["test_acc"], "truth test acc": after["test_acc"],
-                          "edge": after["edge"]})
+    grid = grid_table(protocol, low).set_index(["target", "model"])
+    table = pd.DataFrame({"val 1e-3": grid["val_0.001"], "val 3e-4": grid["val_0.0003"],
+                          "val 1e-4": grid["val_0.0001"], "protocol lr": before["best_lr"],
+                          "truth lr": after["best_lr"], "protocol test acc": before["test_acc"],
+                          "truth test acc": after["test_acc"], "edge": after["edge"]})
     changed = (table["protocol lr"] != table["truth lr"]) | (table["edge"] != "extended")
     return table[changed].reset_index()
 

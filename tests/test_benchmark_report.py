@@ -150,6 +150,7 @@ def test_the_edge_table_shows_how_the_extended_grid_moves_each_targets_tau():
     changed = report.truth_changes(protocol, low).set_index("model")
     assert changed["edge"].to_dict() == {"m0": "extended", "m1": "grid unsettled", "m2": "grid unsettled"}
     assert changed.loc["m0", "truth lr"] == 0.0003 and changed.loc["m0", "truth test acc"] == pytest.approx(0.95)
+    assert changed.loc["m0", ["val 1e-3", "val 3e-4", "val 1e-4"]].tolist() == [0.8, 0.9, 0.85]
 
 
 def test_report_runs_on_the_committed_results():
