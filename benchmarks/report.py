@@ -332,7 +332,8 @@ def defaults_report(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int =
     chosen, table = apply_defaults_rule(full, low, seconds_per_model(scores))
     outcome = ("no challenger: the incumbent stays" if chosen == INCUMBENT
                else f"the incumbent `{INCUMBENT}` gives way")
-    counts = "; ".join(f"{verdict.replace('**', '')}: {count}" for verdict, count in table["verdict"].value_counts().items())
+    counts = "; ".join(f"{verdict.replace('**', '')}: {count}"
+                       for verdict, count in table["verdict"].value_counts().items())
     return "\n\n".join([defaults_rule(resamples), f"**Applied** to {source or 'the scores below'}:",
                         markdown_table(table, float_format=".3f"),
                         f"Verdicts of the {len(table)} LEAD variants: {counts}.",
