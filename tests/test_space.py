@@ -9,6 +9,7 @@ import io
 import re
 import socket
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,6 +98,10 @@ def launched_app(limits: SpaceLimits, cache_dir: Path, in_space: bool | None = F
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+        # A stopped ranking's thread finishes its current model first; the process must not exit under it (torch
+        # aborts with "terminate called without an active exception" when it is torn down mid-computation).
+        for worker in [thread for thread in threading.enumerate() if thread.name == "lead-hub-space-ranking"]:
+            worker.join(timeout=600)
 
 
 # ---- the form: hostile and over-limit input ------------------------------------------------------------------
@@ -205,7 +210,6 @@ def test_the_offered_zoos_are_those_with_models_to_load():
 
 
 def test_an_abandoned_ranking_stops_after_its_current_model(tmp_path, monkeypatch):
-    import threading
     import time
 
     import ranking_job
