@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reverse", action="store_true",
                         help="compare: print each other variant minus the first (e.g. every variant over the default)")
     parser.add_argument("--write", type=Path, default=None, help="defaults: also write the report to this file")
-    arguments = parser.parse_args(argv)
+    arguments = parser.parse_intermixed_args(argv)  # options may come between the command and its variants
     protocol, low_runs = truth_runs()
     truth = extended_grid_truth(protocol, low_runs)
     finals = final_runs(protocol, low_runs, seeds=(0, 1))
