@@ -12,7 +12,6 @@ and scored with τw against the ground truth, per target and averaged over the d
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,12 +23,11 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
-from lead_hub.benchmark import DEVELOPMENT_TARGETS, SANITY_TARGETS, benchmark_features, zoo_model_ids  # noqa: E402
+from lead_hub.benchmark import DEVELOPMENT_TARGETS, benchmark_features, zoo_model_ids  # noqa: E402
 from lead_hub.evaluation import weighted_tau  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
+from per_target_script import RESULTS, SHARED, require_shared_data, target_script_parser  # noqa: E402
 
-SHARED = REPOSITORY.parent / "shared" / "data"
-RESULTS = REPOSITORY / "benchmarks" / "results"
 PARTS = ("score", "classifier_only_score", "log_init_accuracy", "log_init_true_class_mean", "mean_eigenvalue",
          "feature_dims_used")
 
@@ -62,14 +60,9 @@ def part_quality(diagnostics: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame
 
 def main() -> None:
     threadpool_limits(1)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", nargs="+", default=[*DEVELOPMENT_TARGETS, *SANITY_TARGETS])
-    parser.add_argument("--cache-dir", type=Path, default=REPOSITORY / ".lead_hub_cache" / "benchmark")
-    parser.add_argument("--output", type=Path, default=RESULTS / "lead_diagnostics.csv")
-    parser.add_argument("--ground-truth", type=Path, default=RESULTS / "ground_truth.csv")
+    parser = target_script_parser(__doc__.splitlines()[0], RESULTS / "lead_diagnostics.csv")
     arguments = parser.parse_args()
-    if not (SHARED / "zoo").is_dir():
-        sys.exit(f"the diagnostics need the shared data at {SHARED}")
+    require_shared_data("the diagnostics")
     diagnostics = pd.concat([diagnose(target, arguments.cache_dir, {}) for target in arguments.targets])
     diagnostics.to_csv(arguments.output, index=False, float_format="%.6g")
     print(markdown_table(part_quality(diagnostics, pd.read_csv(arguments.ground_truth)), float_format=".3f"))

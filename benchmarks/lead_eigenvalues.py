@@ -13,7 +13,6 @@ number of non-constant feature dimensions, and τw of the mean λ̄ used alone a
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,13 +24,11 @@ from threadpoolctl import threadpool_limits
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from lead_hub.benchmark import DEVELOPMENT_TARGETS, SANITY_TARGETS, zoo_model_ids  # noqa: E402
+from lead_hub.benchmark import DEVELOPMENT_TARGETS, zoo_model_ids  # noqa: E402
 from lead_hub.benchmark_lead import BENCHMARK_LEAD_GRIDS, LeadGrid, score_lead_target  # noqa: E402
 from lead_hub.evaluation import weighted_tau  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
-
-SHARED = REPOSITORY.parent / "shared" / "data"
-RESULTS = REPOSITORY / "benchmarks" / "results"
+from per_target_script import RESULTS, SHARED, require_shared_data, target_script_parser  # noqa: E402
 
 
 def ntk_entries(labels=None) -> dict:
@@ -88,15 +85,10 @@ def spread_table(values: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     threadpool_limits(1)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", nargs="+", default=[*DEVELOPMENT_TARGETS, *SANITY_TARGETS])
-    parser.add_argument("--cache-dir", type=Path, default=REPOSITORY / ".lead_hub_cache" / "benchmark")
-    parser.add_argument("--output", type=Path, default=RESULTS / "lead_eigenvalues.csv")
-    parser.add_argument("--ground-truth", type=Path, default=RESULTS / "ground_truth.csv")
+    parser = target_script_parser(__doc__.splitlines()[0], RESULTS / "lead_eigenvalues.csv")
     parser.add_argument("--ntks", nargs="+", default=None, help="only these NTK entries (labels as in the grids)")
     arguments = parser.parse_args()
-    if not (SHARED / "zoo").is_dir():
-        sys.exit(f"the eigenvalue spread needs the shared data at {SHARED}")
+    require_shared_data("the eigenvalue spread")
     values = pd.concat([eigenvalues(target, arguments.cache_dir, arguments.ntks) for target in arguments.targets])
     values.to_csv(arguments.output, index=False, float_format="%.6g")
     print(markdown_table(spread_table(values, pd.read_csv(arguments.ground_truth)), float_format=".3f"))
