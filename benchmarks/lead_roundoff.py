@@ -1,10 +1,16 @@
-"""How far LEAD's scores move under round-off-sized feature noise, with and without sample ids.
+"""How far LEAD's scores move under round-off-sized feature noise, with and without sample ids, and why.
 
 Every feature is multiplied by (1 + 1e-6·noise), noise ~ N(0, 1), and the model is scored again; the table gives,
-per LEAD variant, the largest relative change of a score over the draws, keyed by sample ids (each image's row in
-its source split) and keyed by the features' content (no ids), and whether the models' order changed. On the
-benchmark's real features of a target (read from the benchmark's feature cache, extracted when missing) and on a
-synthetic problem (3 classes of 200 samples, 32 dimensions).
+per LEAD variant, the largest and median relative change of a score over models and draws, how many models moved by
+more than 1e-6 relative, the largest relative change of each part (log_init alone, scored with zero rates; λ̄ over
+the classes), keyed by sample ids (each image's row in its source split) and keyed by the features' content (no
+ids), and whether the models' order changed. On the benchmark's real features of a target (read from the
+benchmark's feature cache, extracted when missing) and on a synthetic problem (3 classes of 200 samples, 32
+dimensions).
+
+The whole-network variants (``ntk="full"``, S = 64, real targets, ids only) read the benchmark's cached backbone
+norms: with noisy features the head's part of each ‖g‖² is recomputed in closed form from the noisy features (the
+head's input transform included), the backbone's part, a function of the images, is kept.
 
     python benchmarks/lead_roundoff.py                          # pacs_sketch, 3 draws → benchmarks/results/lead_roundoff.csv
     python benchmarks/lead_roundoff.py --targets flowers5 --draws 1 --output /tmp/roundoff.csv
@@ -18,16 +24,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
-from lead_hub.benchmark import benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
+from lead_hub.benchmark import IMAGE_SIZE, benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
+from lead_hub.benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS  # noqa: E402
+from lead_hub.metrics._lead_ntk import ntk_head, per_sample_gradient_sq_norms  # noqa: E402
+from lead_hub.ntk import lead_sq_norms  # noqa: E402
 
 SHARED = REPOSITORY.parent / "shared" / "data"
 VARIANTS = {"default (out_of_fold)": {}, "leave_one_out": {"fit": "leave_one_out"},
             "ntk_samples_per_class=16": {"ntk_samples_per_class": 16}}
+FULL_NTK = {"ntk": "full", "head_input": "standardized", "ntk_samples_per_class": FULL_NTK_SAMPLES_PER_CLASS}
+#: the whole-network rows with the best mean τw of their log_init fit in the benchmark
+FULL_VARIANTS = {"ntk=full in_sample prob c=1e-8": {**FULL_NTK, "fit": "in_sample", "ce_form": "prob",
+                                                    "rate_constant": 1e-8},
+                 "ntk=full out_of_fold prob c=1e-7": {**FULL_NTK, "ce_form": "prob", "rate_constant": 1e-7}}
 
 
 def synthetic_problem() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -39,28 +54,71 @@ def synthetic_problem() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     return models, labels, rng.permutation(3000)[:600]
 
 
+def noisy_copy(features: np.ndarray, draw: int, index: int) -> np.ndarray:
+    factor = 1 + 1e-6 * np.random.default_rng([draw, index]).standard_normal(features.shape)
+    return (features * factor).astype(features.dtype)
+
+
+class WholeNetworkNorms:
+    """The per-sample ‖g‖² a whole-network variant reads, for clean or noisy features of one model: the cached
+    backbone part plus the head part recomputed from the given features."""
+
+    def __init__(self, model_id: str, images, features: np.ndarray, cache_dir: Path, lead_options=None):
+        self.options = FULL_NTK if lead_options is None else lead_options
+        self.norms = lead_sq_norms(model_id, images, features, lead_options=self.options, cache_dir=cache_dir,
+                                   image_size=IMAGE_SIZE, num_workers=0, progress=False)
+        self.num_classes = len(np.unique(images.labels))
+
+    def vector(self, features: np.ndarray) -> np.ndarray:
+        head = ntk_head(features, self.num_classes, head_input=self.options["head_input"])
+        head_part = per_sample_gradient_sq_norms(head.head, head.inputs(features, self.norms.rows))
+        vector = np.full(len(features), np.nan)
+        vector[self.norms.rows] = head_part + self.norms.backbone_sq_norms
+        return vector
+
+
+def relative(after: float, before: float) -> float:
+    return abs(after / before - 1.0)
+
+
 def measure(source: str, features_by_model: dict[str, np.ndarray], labels: np.ndarray, ids: np.ndarray,
-            draws: int) -> list[dict]:
+            draws: int, whole_network: dict[str, WholeNetworkNorms] | None = None) -> list[dict]:
     lead = metrics.get("lead")
     rows = []
-    for variant, options in VARIANTS.items():
-        for keyed_by, sample_ids in (("sample ids", ids), ("content", None)):
-            clean = {model: lead(features, labels, sample_ids=sample_ids, **options)
-                     for model, features in features_by_model.items()}
-            moves, order_changed = [], 0
+    variants = {**VARIANTS, **(FULL_VARIANTS if whole_network else {})}
+    for variant, options in variants.items():
+        full = options.get("ntk") == "full"
+        for keyed_by, sample_ids in (("sample ids", ids),) if full else (("sample ids", ids), ("content", None)):
+
+            def score(model, features):
+                extra = {"ntk_sq_norms": whole_network[model].vector(features)} if full else {}
+                return lead(features, labels, sample_ids=sample_ids, return_diagnostics=True, **extra, **options)
+
+            clean = {model: score(model, features) for model, features in features_by_model.items()}
+            moves, log_init_moves, eigenvalue_moves, moved_models, order_changed = [], [], [], set(), 0
             for draw in range(draws):
                 noisy = {}
                 for index, (model, features) in enumerate(features_by_model.items()):
-                    factor = 1 + 1e-6 * np.random.default_rng([draw, index]).standard_normal(features.shape)
-                    noisy[model] = lead((features * factor).astype(features.dtype), labels, sample_ids=sample_ids,
-                                        **options)
-                    moves.append(abs(noisy[model] / clean[model] - 1.0))
-                order_changed += sorted(clean, key=clean.get) != sorted(noisy, key=noisy.get)
+                    noisy[model] = score(model, noisy_copy(features, draw, index))
+                    (before, parts), (after, noisy_parts) = clean[model], noisy[model]
+                    moves.append(relative(after, before))
+                    log_init_moves.append(relative(noisy_parts.classifier_only_score, parts.classifier_only_score))
+                    eigenvalue_moves.append(float(np.max(np.abs(noisy_parts.class_eigenvalues
+                                                                / parts.class_eigenvalues - 1.0))))
+                    if moves[-1] >= 1e-6:
+                        moved_models.add(model)
+                order_changed += (sorted(clean, key=lambda m: clean[m][0])
+                                  != sorted(noisy, key=lambda m: noisy[m][0]))
             rows.append({"source": source, "variant": variant, "keyed_by": keyed_by, "models": len(clean),
                          "draws": draws, "max_relative_change": max(moves),
-                         "median_relative_change": float(np.median(moves)), "draws_with_order_changed": order_changed})
-            print(f"{source:<14} {variant:<26} {keyed_by:<10} max {max(moves):.1e}  median {np.median(moves):.1e}  "
-                  f"order changed in {order_changed}/{draws} draws", flush=True)
+                         "median_relative_change": float(np.median(moves)),
+                         "models_moved_1e-6_or_more": len(moved_models),
+                         "max_relative_change_log_init_alone": max(log_init_moves),
+                         "max_relative_change_eigenvalue": max(eigenvalue_moves),
+                         "draws_with_order_changed": order_changed})
+            print(f"{source:<14} {variant:<32} {keyed_by:<10} max {max(moves):.1e}  median {np.median(moves):.1e}  "
+                  f"{len(moved_models)} models >= 1e-6  log_init alone {max(log_init_moves):.1e}  "
+                  f"λ̄ {max(eigenvalue_moves):.1e}  order changed in {order_changed}/{draws} draws", flush=True)
     return rows
 
 
@@ -71,13 +129,19 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=REPOSITORY / ".lead_hub_cache" / "benchmark")
     parser.add_argument("--output", type=Path, default=REPOSITORY / "benchmarks" / "results" / "lead_roundoff.csv")
     arguments = parser.parse_args()
-    rows = measure("synthetic", *synthetic_problem(), arguments.draws)
-    for target in arguments.targets:
-        folder = SHARED / "targets" / target
-        images = benchmark_images(folder)
-        extracted = benchmark_features(folder, zoo_model_ids(SHARED / "zoo"), cache_dir=arguments.cache_dir)
-        features = {model.split("/")[-1]: result.features for model, result in extracted.items()}
-        rows += measure(target, features, images.labels, np.asarray(images.row_indices), arguments.draws)
+    with threadpool_limits(limits=1, user_api="blas"):  # as the benchmark scores LEAD
+        rows = measure("synthetic", *synthetic_problem(), arguments.draws)
+        for target in arguments.targets:
+            folder = SHARED / "targets" / target
+            images = benchmark_images(folder)
+            model_ids = zoo_model_ids(SHARED / "zoo")
+            extracted = benchmark_features(folder, model_ids, cache_dir=arguments.cache_dir, images=images)
+            features = {model.split("/")[-1]: result.features for model, result in extracted.items()}
+            whole_network = {model.split("/")[-1]: WholeNetworkNorms(model, images, result.features,
+                                                                     arguments.cache_dir)
+                             for model, result in extracted.items()}
+            rows += measure(target, features, images.labels, np.asarray(images.row_indices), arguments.draws,
+                            whole_network)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(arguments.output, index=False)
     print(f"wrote {arguments.output}")
