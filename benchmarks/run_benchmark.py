@@ -8,6 +8,8 @@ at full data and in the low-data regimes, judged against the fine-tuned ground t
     python benchmarks/run_benchmark.py --no-peers --replace-lead  # LEAD's grids afresh (peers' rows kept)
     python benchmarks/run_benchmark.py --no-peers --lead-grids full-raw --output /tmp/run   # one grid, elsewhere
     python benchmarks/run_benchmark.py --import-scores /tmp/run/metric_scores.csv          # ... merged in
+    python benchmarks/run_benchmark.py --no-peers --lead-grids full-standardized --full-ntk-low-data \
+        --output /tmp/low   # whole-network grid in every regime (each draw's norms), then --import-scores
     python benchmarks/run_benchmark.py --import-scores /tmp/run/metric_scores.csv --drop-variants-matching 'S=4 '
                                                      # ... replacing the rows of a grid's earlier sample size
 
@@ -35,7 +37,8 @@ sys.path.insert(0, str(REPOSITORY))
 from lead_hub import metrics  # noqa: E402
 from lead_hub.benchmark import (DEVELOPMENT_TARGETS, SANITY_TARGETS, MetricVariant, benchmark_features,  # noqa: E402
                                 benchmark_images, regimes, score_target, zoo_model_ids)
-from lead_hub.benchmark_lead import BENCHMARK_LEAD_GRIDS, grid_variant_names, score_lead_target  # noqa: E402
+from lead_hub.benchmark_lead import (BENCHMARK_LEAD_GRIDS, full_regime, grid_variant_names,  # noqa: E402
+                                     score_lead_target)
 from lead_hub.ntk import sample_ids  # noqa: E402
 from lead_hub.evaluation import rank_quality, summarise_quality  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
@@ -104,10 +107,14 @@ def main() -> None:
                              "e.g. a LEAD grid scored with another whole-network sample size before importing it")
     parser.add_argument("--import-scores", type=Path, nargs="+", default=None,
                         help="instead of scoring, append the rows of these scores CSVs (runs made with --output "
-                             "elsewhere, e.g. in parallel), skipping (target, variant) pairs already present")
+                             "elsewhere, e.g. in parallel), skipping every (target, variant, regime, draw, model) "
+                             "already present: a run that adds the low-data regimes of scored variants adds those")
     parser.add_argument("--complete-only", action="store_true",
                         help="with --import-scores: import only variants scored on every development target; the "
                              "others go to metric_scores_partial.csv beside the scores")
+    parser.add_argument("--full-ntk-low-data", action="store_true",
+                        help="score the whole-network (ntk=full) grids in the low-data regimes too: each draw's NTK "
+                             "rows through the draw's own head, one norms call per model, head input and draw")
     parser.add_argument("--ntk-costs", type=Path, default=RESULTS / "ntk_full_norms.csv",
                         help="where the whole-network NTK norms' cost per model and target is appended")
     arguments = parser.parse_args()
@@ -170,7 +177,11 @@ def main() -> None:
             print(f"{imported.loc[~complete, 'variant'].nunique()} variants lack a development target: "
                   f"written to {partial_csv}, not imported", flush=True)
             imported = imported[complete]
-        new = [(target, name) not in done for target, name in zip(imported["target"], imported["variant"])]
+        keys = ["target", "variant", "regime", "draw", "model"]
+        present = set()
+        if scores_csv.is_file():
+            present = set(pd.read_csv(scores_csv, usecols=keys).astype(str).itertuples(index=False, name=None))
+        new = [key not in present for key in imported[keys].astype(str).itertuples(index=False, name=None)]
         append(imported[new])
         print(f"imported {sum(new)} rows into {scores_csv}", flush=True)
         arguments.targets = []
@@ -201,6 +212,7 @@ def main() -> None:
         if todo_grids:
             score_lead_target(target, folder, models, todo_grids, cache_dir=arguments.cache_dir,
                               regimes_of=regimes_of, on_table=grid_done,
+                              full_ntk_regimes_of=regimes_of if arguments.full_ntk_low_data else full_regime,
                               on_norms=lambda record: append(pd.DataFrame([record]), arguments.ntk_costs))
 
     if not arguments.ground_truth.is_file():

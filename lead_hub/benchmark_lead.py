@@ -32,6 +32,7 @@ from lead_hub.metrics._lead_ntk import class_mean_eigenvalues, ntk_head, ntk_row
 from lead_hub.metrics._scaling import ColumnScaling
 from lead_hub.metrics._validation import check_inputs
 from lead_hub.metrics.lead import LeadOptions, _full_network_eigenvalues
+from lead_hub.models import Backbone, load_backbone
 from lead_hub.ntk import lead_sq_norms, sample_ids
 
 #: Options that change log_init, and options that change λ̄; rate_constant and ce_form change neither.
@@ -228,26 +229,27 @@ def grid_variant_names(grids: Iterable[LeadGrid]) -> list[str]:
     return names
 
 
-def full_data_norms(norms: Mapping[str, Mapping[tuple[str, int], Any]]) -> NormsProvider:
-    """The :data:`NormsProvider` of whole-network norms computed on the full-data regime's NTK rows:
-    ``norms[model][(head_input, ntk_samples_per_class)]`` is the model's :class:`lead_hub.ntk.NtkNorms` from
-    ``lead_sq_norms`` with those options. A low-data regime raises (its NTK rows were not computed)."""
+def computed_norms(norms: Mapping[str, Mapping[tuple[str, int], Mapping[tuple[str, int], np.ndarray]]]
+                   ) -> NormsProvider:
+    """The :data:`NormsProvider` of precomputed whole-network norms: ``norms[model][(head_input,
+    ntk_samples_per_class)][(regime, draw)]`` is ``NtkNorms.vector(N)`` over all N images of the target, from
+    ``lead_sq_norms`` with those options and the regime draw's rows as ``scored_rows``; the provider slices it with
+    the draw's rows. A (regime, draw) not computed raises."""
 
     def provider(model: str, ntk_options: Mapping[str, Any], regime: str, draw: int, indices: np.ndarray):
-        if regime != "full":
-            raise ValueError(f"whole-network NTK norms were computed for the full-data regime only, not {regime}")
         settings = LeadOptions(**ntk_options)
         key = (settings.resolved_head_input(), settings.ntk_samples_per_class)
-        if key not in norms.get(model, {}):
+        by_regime = norms.get(model, {}).get(key, {})
+        if (regime, draw) not in by_regime:
             raise ValueError(f"no whole-network NTK norms of {model} for head_input={key[0]!r}, "
-                             f"ntk_samples_per_class={key[1]}")
-        return norms[model][key].vector(len(indices))
+                             f"ntk_samples_per_class={key[1]} in regime {regime} draw {draw}")
+        return by_regime[(regime, draw)][indices]
 
     return provider
 
 
 def full_regime(labels: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
-    """The full-data regime alone (the whole-network NTK variants are scored there only)."""
+    """The full-data regime alone (where the whole-network NTK variants are scored by default)."""
     return regimes(labels)[:1]
 
 
@@ -269,16 +271,22 @@ def score_lead_target(
     *,
     cache_dir: str | Path,
     regimes_of: Callable[[np.ndarray], list[tuple[str, int, np.ndarray]]] = regimes,
+    full_ntk_regimes_of: Callable[[np.ndarray], list[tuple[str, int, np.ndarray]]] = full_regime,
     on_table: Callable[[LeadGrid, pd.DataFrame], None] | None = None,
     on_norms: Callable[[dict], None] | None = None,
     on_parts: Callable[[LeadParts, str, np.ndarray], None] | None = None,
 ) -> pd.DataFrame:
     """Every LEAD grid on one benchmark target: the features (cached), the whole-network NTK norms its
-    ``ntk="full"`` entries need (``lead_hub.ntk.lead_sq_norms``, one call per model and head input on the full-data
-    regime's NTK rows, cached under ``cache_dir``), then :func:`score_lead_grid` with the samples' ids; a grid with
-    ``ntk="full"`` entries is scored on the full-data regime only. Models are keyed by their folder name.
+    ``ntk="full"`` entries need, then :func:`score_lead_grid` with the samples' ids. Models are keyed by their
+    folder name. A grid with ``ntk="full"`` entries is scored in the regimes of ``full_ntk_regimes_of`` (default:
+    the full data only), the others in those of ``regimes_of``.
+
+    Whole-network norms: ``lead_hub.ntk.lead_sq_norms`` once per model, head input and regime draw, with the draw's
+    rows as ``scored_rows`` (a draw's standardised head, and its head's input columns, are those of the draw),
+    cached under ``cache_dir``; the model is loaded once for all its draws, and only when some row is missing.
     ``on_table`` receives each grid's scores as they come, ``on_norms`` one record per norms call (model, head
-    input, rows, rows computed now, seconds, trainable parameters); ``on_parts`` as in :func:`score_lead_grid`."""
+    input, regime, draw, rows, rows computed now, seconds, trainable parameters); ``on_parts`` as in
+    :func:`score_lead_grid`."""
     images = benchmark_images(target_folder)
     extracted = benchmark_features(target_folder, model_ids, cache_dir=cache_dir, images=images)
     names = {model_id: model_id.rsplit("/", 1)[-1] for model_id in model_ids}
@@ -287,23 +295,31 @@ def score_lead_target(
     tables = []
     for grid in grids:
         keys = full_ntk_keys(grid)
-        provider = None
+        provider, grid_regimes = None, regimes_of
         if keys:
-            norms: dict[str, dict[tuple[str, int], Any]] = {}
+            grid_regimes = full_ntk_regimes_of
+            norms: dict[str, dict] = {}
             for model_id in model_ids:
-                for head_input, per_class, options in keys:
-                    computed = lead_sq_norms(model_id, images, extracted[model_id].features, lead_options=options,
-                                             cache_dir=cache_dir, image_size=IMAGE_SIZE, num_workers=0,
-                                             progress=False)
-                    norms.setdefault(names[model_id], {})[(head_input, per_class)] = computed
-                    if on_norms is not None:
-                        on_norms({"target": target, "model": names[model_id], "head_input": head_input,
-                                  "ntk_samples_per_class": per_class, "rows": len(computed.rows),
-                                  "rows_computed": computed.computed_rows, "seconds": computed.seconds,
-                                  "trainable_parameters": computed.trainable_parameters, "device": computed.device})
-            provider = full_data_norms(norms)
+                backbone: Backbone | str = model_id  # loaded at the first call that has rows to compute
+                for regime, draw, indices in grid_regimes(images.labels):
+                    for head_input, per_class, options in keys:
+                        computed = lead_sq_norms(backbone, images, extracted[model_id].features, lead_options=options,
+                                                 scored_rows=indices, cache_dir=cache_dir, image_size=IMAGE_SIZE,
+                                                 num_workers=0, progress=False)
+                        if computed.computed_rows and isinstance(backbone, str):
+                            backbone = load_backbone(model_id, image_size=IMAGE_SIZE)
+                        by_regime = norms.setdefault(names[model_id], {}).setdefault((head_input, per_class), {})
+                        by_regime[(regime, draw)] = computed.vector(len(images))
+                        if on_norms is not None:
+                            on_norms({"target": target, "model": names[model_id], "head_input": head_input,
+                                      "ntk_samples_per_class": per_class, "regime": regime, "draw": draw,
+                                      "rows": len(computed.rows), "rows_computed": computed.computed_rows,
+                                      "seconds": computed.seconds,
+                                      "trainable_parameters": computed.trainable_parameters,
+                                      "device": computed.device})
+            provider = computed_norms(norms)
         table = score_lead_grid(target, features, grid, sample_ids=ids, ntk_sq_norms=provider,
-                                regimes_of=full_regime if keys else regimes_of, on_parts=on_parts)
+                                regimes_of=grid_regimes, on_parts=on_parts)
         if on_table is not None:
             on_table(grid, table)
         tables.append(table)

@@ -1,5 +1,6 @@
 """run_benchmark.py --import-scores with --drop-variants-matching: a grid's rows at an earlier sample size give way
-to the imported ones, and every other row of the scores CSV stays byte-identical."""
+to the imported ones, every other row of the scores CSV stays byte-identical, a row already present is not imported
+again and a low-data row of a variant already scored at full data is (``--full-ntk-low-data`` runs add those)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,19 @@ KEPT = ["flowers5,hscore,peer,hscore,full,0,m1,3.1415926535897936,0.0123,\n",
         "flowers5,lead ntk=head head_input=raw fit=in_sample c=1.526e-05,lead,lead,full,0,m1,-0.1,0.5,a note\n"]
 OLD = "flowers5,lead ntk=full head_input=standardized S=4 fit=in_sample c=1e-08,lead,lead,full,0,m1,0.25,1.0,\n"
 NEW = "flowers5,lead ntk=full head_input=standardized S=64 fit=in_sample c=1e-08,lead,lead,full,0,m1,0.5,2.0,\n"
+LOW_DATA = "flowers5,lead ntk=head head_input=raw fit=in_sample c=1.526e-05,lead,lead,2/class,3,m1,-0.2,0.1,\n"
 
 
 def test_import_replaces_the_matching_rows_and_keeps_the_others_byte_identical(shared_data, tmp_path):
     scores = tmp_path / "metric_scores.csv"
     scores.write_text(HEADER + KEPT[0] + OLD + KEPT[1])
     run = tmp_path / "run.csv"
-    run.write_text(HEADER + NEW)
+    run.write_text(HEADER + NEW + KEPT[1].replace("a note", "scored again") + LOW_DATA)
     done = subprocess.run(
         [sys.executable, str(REPOSITORY_ROOT / "benchmarks" / "run_benchmark.py"), "--output", str(tmp_path),
          "--import-scores", str(run), "--drop-variants-matching", "^lead ntk=full head_input=standardized S=4 ",
          "--ground-truth", str(tmp_path / "no_truth.csv")],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "dropped 1 rows" in done.stdout and "imported 1 rows" in done.stdout
-    assert scores.read_text() == HEADER + KEPT[0] + KEPT[1] + NEW
+    assert "dropped 1 rows" in done.stdout and "imported 2 rows" in done.stdout
+    assert scores.read_text() == HEADER + KEPT[0] + KEPT[1] + NEW + LOW_DATA
