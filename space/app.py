@@ -89,6 +89,9 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                                                   label="Samples per class", elem_id="samples-per-class")
                     image_size = gr.Dropdown(IMAGE_SIZES, value=64, label="Image size")
                     split = gr.Textbox(value="train", label="Split")
+                    metric_options = gr.Textbox("", lines=2, elem_id="metric-options",
+                                                label="Metric options (METRIC.KEY=VALUE, one per line)",
+                                                placeholder="lead.ntk=full   (LEAD's NTK of the whole network)")
                     gr.Markdown(all_metric_descriptions())
             with gr.Column(scale=3, min_width=300):
                 status = gr.Markdown("Press **Rank models** to rank the demo zoo on the demo data.",
@@ -132,11 +135,11 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
 
         def rank_models(dataset_from: str, upload: str | None, hub_dataset: str, split: str, models_from: str,
                         zoo: str, model_ids: str, primary_metric: str, other_metrics: list[str],
-                        samples_per_class: float, image_size: int,
+                        samples_per_class: float, image_size: int, metric_options: str = "",
                         progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
             request = RankingRequest(dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
                                      primary_metric, tuple(other_metrics or ()), int(samples_per_class),
-                                     int(image_size))
+                                     int(image_size), tuple((metric_options or "").split()))
             # Gradio copies each yielded file into its own cache before asking for the next update, so the
             # results folder can go once the last update is out.
             with tempfile.TemporaryDirectory(prefix="lead_hub_space_results_") as results_dir:
@@ -156,7 +159,8 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                     raise gr.Error(html.escape(message, quote=False), print_exception=False) from error
 
         ranking = run.click(rank_models, [dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
-                                          primary_metric, other_metrics, samples_per_class, image_size],
+                                          primary_metric, other_metrics, samples_per_class, image_size,
+                                          metric_options],
                             [status, table, chart, csv, board], api_name="rank", concurrency_limit=1,
                             concurrency_id="ranking", show_progress_on=[status])
         stop.click(lambda: "**Stopped.** The ranking ends after the model in progress; the table keeps the models "

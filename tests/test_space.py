@@ -488,9 +488,9 @@ def client(feature_cache):
         yield Client(url, verbose=False)
 
 
-def rank_arguments(upload: str, samples_per_class: int = QUICK_SAMPLES_PER_CLASS) -> list:
+def rank_arguments(upload: str, samples_per_class: int = QUICK_SAMPLES_PER_CLASS, metric_options: str = "") -> list:
     return ["zip upload", handle_file(upload), "", "train", "shipped zoo", "demo", "", "lead", [], samples_per_class,
-            64]
+            64, metric_options]
 
 
 def test_the_launched_app_ranks_the_demo_zip_streaming_partial_tables(client):
@@ -503,6 +503,22 @@ def test_the_launched_app_ranks_the_demo_zip_streaming_partial_tables(client):
     assert sorted(rows["model"]) == DEMO_MODEL_NAMES and rows["rank"].tolist() == ["1", "2", "3", "4", "5", "6"]
     assert sorted(pd.read_csv(csv)["model_id"]) == DEMO_MODEL_IDS
     assert Path(chart).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_pages_metric_options_reach_the_ranking(client):
+    """The "Metric options" field, one METRIC.KEY=VALUE per line: LEAD's whole-network NTK gives other scores than
+    the default head-only NTK on the same images, and a value LEAD does not know is refused naming the field."""
+    scores = {}
+    for options in ("", "lead.ntk=full\nlead.ntk_samples_per_class=1"):
+        status, _, _, csv = client.predict(*rank_arguments(str(DEMO_DATASET), metric_options=options),
+                                           api_name="/rank")
+        assert status.startswith("Ranked 6 models"), status
+        scores[options] = pd.read_csv(csv).set_index("model_id")["lead"].sort_index()
+    head_only, whole_network = scores.values()
+    assert head_only.notna().all() and whole_network.notna().all()
+    assert not np.allclose(head_only, whole_network)
+    with pytest.raises(AppError, match="Metric options: .*ntk='whole'"):
+        client.predict(*rank_arguments(str(DEMO_DATASET), metric_options="lead.ntk=whole"), api_name="/rank")
 
 
 def test_the_launched_app_shows_why_a_hostile_zip_is_refused(client, tmp_path):
