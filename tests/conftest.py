@@ -29,3 +29,15 @@ def _offline_hub(monkeypatch):
     """No test reaches the real Hugging Face Hub: tests that need a Hub use a loopback server or a seeded cache."""
     monkeypatch.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "1"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, restored after it: on a shared CPU, OpenMP threads waiting for each other make
+    small passes (tiny models, a few images) up to 30x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

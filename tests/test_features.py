@@ -27,6 +27,8 @@ from lead_hub.features import dataset_fingerprint, extract_features, extract_man
 from lead_hub.models import load_backbone
 from test_models import save_tiny_timm, save_tiny_transformers
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models on a few images (conftest.py)
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAMES = ["cat", "dog", "fox"]
 

@@ -33,6 +33,8 @@ from lead_hub.finetune import (
 from lead_hub.models import create_timm_model
 from lead_hub.sampling import stratified_indices
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models on a few images (conftest.py)
+
 COLOURS = ((220, 30, 30), (30, 200, 40), (40, 60, 230))
 TINY = FinetuneProtocol(image_size=32, learning_rates=(0.1, 0.01), seeds=(0,), epochs=2, batch_size=8)
 

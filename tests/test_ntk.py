@@ -30,13 +30,7 @@ DEMO_MODELS = [f"local-dir:{DEMO_DATASET.parent / 'models' / name}"
                for name in ("mobilenetv1_025.coral_in1k", "mobilenetv1_050.coral_in1k")]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread: on a shared CPU, OpenMP threads waiting for each other make these small passes 30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small passes (conftest.py)
 
 
 @pytest.fixture(scope="module")
