@@ -1,8 +1,15 @@
-"""Shared test fixtures: the location of ../shared/data, skipped with a reason where it is absent."""
+"""Shared test fixtures: the location of ../shared/data (skipped with a reason where it is absent), one torch thread
+for small passes, and one two-process ``accelerate launch`` shared by the sharding tests."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,3 +48,85 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class TwoProcessRun:
+    """What one ``accelerate launch`` of :data:`SHARDING_SCRIPT` in two processes wrote: each process's reports."""
+
+    model_ids: tuple[str, str]
+    parquet: Path
+    folder: Path
+
+    def reports(self, part: str) -> list[dict]:
+        """The reports of ``part`` ("features" or "ntk") of processes 0 and 1."""
+        return [json.loads((self.folder / f"{part}-{rank}.json").read_text()) for rank in (0, 1)]
+
+
+# Each process shards two models: features of a parquet split (test_features), then the whole-network NTK norms of
+# the demo images (test_ntk); it reports what it computed itself and every model's values.
+SHARDING_SCRIPT = """
+    import json
+    from lead_hub.data import load_images, load_parquet_split
+    from lead_hub.features import _process_state, extract_many
+    from lead_hub.ntk import sample_sq_norms_many
+
+    results = extract_many({model_ids!r}, load_parquet_split({parquet!r}, "train"), image_size=32, num_workers=0,
+                           cache_dir={folder!r} + "/features-cache", progress=False)
+    state = _process_state()
+
+    def report(part, content):
+        with open({folder!r} + f"/{{part}}-{{state.process_index}}.json", "w") as stream:
+            json.dump(content, stream)
+
+    report("features", {{"process": state.process_index, "processes": state.num_processes,
+                         "computed": [m for m, r in results.items() if not r.from_cache],
+                         "features": {{m: r.features.tolist() for m, r in results.items()}}}})
+
+    images = load_images({demo!r}, samples_per_class=2, seed=0)
+    cache = {folder!r} + "/ntk-cache"
+    features = {{m: r.features for m, r in extract_many({model_ids!r}, images, image_size=32, num_workers=0,
+                                                         cache_dir=cache, progress=False).items()}}
+    results = sample_sq_norms_many({model_ids!r}, images, list(range(0, 20, 2)), features, cache_dir=cache,
+                                   image_size=32, widths=(16, 24), num_workers=0, progress=False)
+    report("ntk", {{"computed": [m for m, r in results.items() if r.computed_rows],
+                    "norms": {{m: r.sq_norms.tolist() for m, r in results.items()}}}})
+"""
+
+
+@pytest.fixture(scope="session")
+def two_process_run(tmp_path_factory) -> TwoProcessRun:
+    """One ``accelerate launch`` of two processes (two tiny timm models, seeds 0 and 1) shared by the sharding tests
+    of test_features and test_ntk: a launch costs three interpreters importing torch, most of such a test's time."""
+    from lead_hub.ranking import DEMO_DATASET
+    from test_features import tiny_dataset
+    from test_models import save_tiny_timm
+
+    folder = tmp_path_factory.mktemp("two_processes")
+    model_ids = tuple(f"local-dir:{save_tiny_timm(folder / f'tiny-{seed}', seed=seed)}" for seed in (0, 1))
+    parquet = folder / "train.parquet"
+    tiny_dataset().to_parquet(str(parquet))
+    script = folder / "shard.py"
+    script.write_text(textwrap.dedent(SHARDING_SCRIPT.format(folder=str(folder), model_ids=list(model_ids),
+                                                             parquet=str(parquet), demo=str(DEMO_DATASET))))
+    launch_two_processes(script)
+    return TwoProcessRun(model_ids, parquet, folder)
+
+
+def launch_two_processes(script: Path) -> None:
+    """Run ``script`` in two processes under ``accelerate launch``, one torch thread each; fail with its stderr.
+
+    On a machine without a GPU, ``accelerate launch --cpu`` starts a single process unless mpirun is used;
+    ``--multi_gpu`` starts torchrun processes, which lead_hub joins into a gloo group on the CPU."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY_ROOT)}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(free_port()), str(script)]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

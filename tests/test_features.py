@@ -7,11 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import datasets
@@ -29,7 +24,6 @@ from test_models import save_tiny_timm, save_tiny_transformers
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models on a few images (conftest.py)
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAMES = ["cat", "dog", "fox"]
 
 
@@ -230,25 +224,6 @@ def test_dataset_fingerprint_follows_the_content():
     assert dataset_fingerprint(reordered) != dataset_fingerprint(labeled(tiny_dataset()))
 
 
-def launch_two_processes(script: Path) -> None:
-    """Run ``script`` in two processes under ``accelerate launch``, one torch thread each; fail with its stderr.
-
-    On a machine without a GPU, ``accelerate launch --cpu`` starts a single process unless mpirun is used;
-    ``--multi_gpu`` starts torchrun processes, which lead_hub joins into a gloo group on the CPU."""
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY_ROOT)}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(free_port()), str(script)]
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_dataset_fingerprint_of_images_stored_as_paths_follows_the_files(tmp_path):
     paths = []
     for index in range(3):
@@ -266,32 +241,14 @@ def test_dataset_fingerprint_of_images_stored_as_paths_follows_the_files(tmp_pat
 
 
 @pytest.mark.slow
-def test_accelerate_launch_shards_models_across_two_processes(tmp_path, timm_folder, images):
-    other_folder = save_tiny_timm(tmp_path / "other", seed=1)
-    parquet = tmp_path / "train.parquet"
-    tiny_dataset().to_parquet(str(parquet))
-    model_ids = [f"local-dir:{timm_folder}", f"local-dir:{other_folder}"]
-    script = tmp_path / "shard.py"
-    script.write_text(textwrap.dedent(f"""
-        import json, sys
-        from lead_hub.data import load_parquet_split
-        from lead_hub.features import _process_state, extract_many
-        results = extract_many({model_ids!r}, load_parquet_split({str(parquet)!r}, "train"), image_size=32,
-                               num_workers=0, cache_dir={str(tmp_path / 'cache')!r}, progress=False)
-        state = _process_state()
-        report = {{"process": state.process_index, "processes": state.num_processes,
-                   "computed": [m for m, r in results.items() if not r.from_cache],
-                   "features": {{m: r.features.tolist() for m, r in results.items()}}}}
-        with open({str(tmp_path)!r} + f"/process-{{state.process_index}}.json", "w") as stream:
-            json.dump(report, stream)
-    """))
-    launch_two_processes(script)
-    reports = [json.loads((tmp_path / f"process-{rank}.json").read_text()) for rank in (0, 1)]
+def test_accelerate_launch_shards_models_across_two_processes(two_process_run):
+    model_ids = list(two_process_run.model_ids)
+    reports = two_process_run.reports("features")  # extract_many on a parquet split (SHARDING_SCRIPT, conftest.py)
     assert [report["processes"] for report in reports] == [2, 2]
     assert sorted(reports[0]["computed"] + reports[1]["computed"]) == sorted(model_ids)
     assert reports[0]["computed"] == [model_ids[0]] and reports[1]["computed"] == [model_ids[1]]
-    reference = extract_many(model_ids, load_parquet_split(parquet, "train"), image_size=32, num_workers=0,
-                             progress=False)
+    reference = extract_many(model_ids, load_parquet_split(two_process_run.parquet, "train"), image_size=32,
+                             num_workers=0, progress=False)
     for report in reports:
         for model_id in model_ids:
             np.testing.assert_allclose(report["features"][model_id], reference[model_id].features, rtol=1e-5,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -23,7 +22,6 @@ from lead_hub.models import load_backbone
 from lead_hub.ntk import NtkUnavailable, lead_sq_norms, sample_ids, sample_sq_norms
 from lead_hub.ranking import DEMO_DATASET, rank
 from conftest import REPOSITORY_ROOT
-from test_features import launch_two_processes
 from test_models import save_tiny_timm, save_tiny_transformers
 
 DEMO_MODELS = [f"local-dir:{DEMO_DATASET.parent / 'models' / name}"
@@ -266,29 +264,9 @@ def test_the_space_reaches_the_full_ntk_through_its_metric_options(tmp_path, mon
 
 
 @pytest.mark.slow
-def test_accelerate_launch_shards_the_ntk_across_two_processes(tmp_path, timm_folder):
-    other_folder = save_tiny_timm(tmp_path / "other", seed=1)
-    model_ids = [f"local-dir:{timm_folder}", f"local-dir:{other_folder}"]
-    script = tmp_path / "shard.py"
-    script.write_text(textwrap.dedent(f"""
-        import json
-        from lead_hub.data import load_images
-        from lead_hub.features import _process_state, extract_many
-        from lead_hub.ntk import sample_sq_norms_many
-        images = load_images({str(DEMO_DATASET)!r}, samples_per_class=2, seed=0)
-        cache = {str(tmp_path / 'cache')!r}
-        features = {{m: r.features for m, r in extract_many({model_ids!r}, images, image_size=32, num_workers=0,
-                                                             cache_dir=cache, progress=False).items()}}
-        results = sample_sq_norms_many({model_ids!r}, images, list(range(0, 20, 2)), features, cache_dir=cache,
-                                       image_size=32, widths=(16, 24), num_workers=0, progress=False)
-        state = _process_state()
-        report = {{"computed": [m for m, r in results.items() if r.computed_rows],
-                   "norms": {{m: r.sq_norms.tolist() for m, r in results.items()}}}}
-        with open({str(tmp_path)!r} + f"/process-{{state.process_index}}.json", "w") as stream:
-            json.dump(report, stream)
-    """))
-    launch_two_processes(script)
-    reports = [json.loads((tmp_path / f"process-{rank}.json").read_text()) for rank in (0, 1)]
+def test_accelerate_launch_shards_the_ntk_across_two_processes(two_process_run):
+    model_ids = list(two_process_run.model_ids)
+    reports = two_process_run.reports("ntk")  # norms of the demo images (SHARDING_SCRIPT, conftest.py)
     assert reports[0]["computed"] == [model_ids[0]] and reports[1]["computed"] == [model_ids[1]]
     images = load_images(DEMO_DATASET, samples_per_class=2, seed=0)
     for model_id in model_ids:
