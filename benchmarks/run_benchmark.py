@@ -159,23 +159,26 @@ def main() -> None:
         print(f"dropped {int(dropped.sum())} rows from {scores_csv}; scoring them again", flush=True)
     done = set()
     if scores_csv.is_file():
-        previous = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
+        previous = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""], low_memory=False)
         done = set(zip(previous["target"], previous["variant"]))
 
     def append(table: pd.DataFrame, path: Path = scores_csv) -> None:
         table.to_csv(path, mode="a", header=not path.is_file() or path.stat().st_size == 0, index=False)
 
     if arguments.import_scores:
-        imported = pd.concat([pd.read_csv(path, keep_default_na=False, na_values=[""])
+        imported = pd.concat([pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False)
                               for path in arguments.import_scores], ignore_index=True)
         imported = imported.drop_duplicates(["target", "variant", "regime", "draw", "model"])
         if arguments.complete_only:
             covered = imported[imported["target"].isin(DEVELOPMENT_TARGETS)].groupby("variant")["target"].nunique()
             complete = imported["variant"].map(covered).eq(len(DEVELOPMENT_TARGETS))
             partial_csv = arguments.output / "metric_scores_partial.csv"
-            imported[~complete].to_csv(partial_csv, index=False)
-            print(f"{imported.loc[~complete, 'variant'].nunique()} variants lack a development target: "
-                  f"written to {partial_csv}, not imported", flush=True)
+            if (~complete).any():
+                imported[~complete].to_csv(partial_csv, index=False)
+                print(f"{imported.loc[~complete, 'variant'].nunique()} variants lack a development target: "
+                      f"written to {partial_csv}, not imported", flush=True)
+            else:
+                print("every imported variant covers every development target", flush=True)
             imported = imported[complete]
         keys = ["target", "variant", "regime", "draw", "model"]
         present = set()
@@ -218,7 +221,7 @@ def main() -> None:
     if not arguments.ground_truth.is_file():
         print(f"no ground truth at {arguments.ground_truth}: scores written, tables not built")
         return
-    scores = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
+    scores = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""], low_memory=False)
     truth = pd.read_csv(arguments.ground_truth)
     quality = rank_quality(scores, truth)
     suffix = "_fast" if arguments.fast else ""
