@@ -335,8 +335,8 @@ HEAD_RATE_CONSTANTS = (1 / 262144, 1 / 65536, 1 / 16384, 1 / 4096, 1 / 1024, 1 /
 #: every decade from 10⁻¹⁰ to 10⁻², the same for every model and target.
 FULL_RATE_CONSTANTS = tuple(10.0 ** -exponent for exponent in range(10, 1, -1))
 #: NTK rows per class with the whole network: the paper's (and LEAD's default) 64. A row costs a forward and
-#: backward pass through the backbone (20-95 ms of CPU at 64 px, ``results/ntk_cost.csv``), so the benchmark scores
-#: the whole-network grids on the full-data regime only; the low-data regimes would need the rows of every draw.
+#: backward pass through the backbone (20-95 ms of CPU at 64 px, ``results/ntk_cost.csv``); the low-data regimes
+#: (``run_benchmark.py --full-ntk-low-data``) need every draw's rows through every draw's head, 85 more per class.
 FULL_NTK_SAMPLES_PER_CLASS = 64
 LOG_INITS = {"fit=out_of_fold": {"fit": "out_of_fold"}, "fit=leave_one_out": {"fit": "leave_one_out"},
              "fit=in_sample": {"fit": "in_sample"}}
