@@ -10,8 +10,9 @@ them, with one BLAS thread. This holds on the machine type the benchmark ran on;
 round-off, not to 1e-9.
 
 The whole-network variant is the benchmark's (64 NTK rows per class, so 320 rows on flowers5), recomputed for one
-model only: its norms are a forward and backward pass through the backbone per row, about 20 s of CPU for the
-cheapest zoo model, and a second model would double that.
+model only, at full data and on one low-data draw (2 images per class: 10 more rows through that draw's own head):
+its norms are a forward and backward pass through the backbone per row, about 20 s of CPU for the cheapest zoo
+model, and a second model would double that.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def _fast_regimes(labels):
     return [r for r in regimes(labels) if r[0] == "full" or (r[0] == "5/class" and r[1] == 0)]
 
 
+def _whole_network_regimes(labels):
+    return [r for r in regimes(labels) if r[0] == "full" or (r[0] == "2/class" and r[1] == 0)]
+
+
 def _head_grids() -> list[LeadGrid]:
     """The default and a head-NTK variant, under their names in the committed CSV."""
     head = dict(BENCHMARK_LEAD_GRIDS["head"].ntks)
@@ -60,10 +65,11 @@ def test_committed_lead_scores_reproduce_from_the_shared_data(shared_data, tmp_p
     with threadpool_limits(1):  # as benchmarks/run_benchmark.py scores
         head = score_lead_target(TARGET, folder, model_ids, _head_grids(), cache_dir=tmp_path,
                                  regimes_of=_fast_regimes)
-        full = score_lead_target(TARGET, folder, model_ids[:1], [_full_grid()], cache_dir=tmp_path)
+        full = score_lead_target(TARGET, folder, model_ids[:1], [_full_grid()], cache_dir=tmp_path,
+                                 full_ntk_regimes_of=_whole_network_regimes)
     table = pd.concat([head, full], ignore_index=True)
-    # default and head variant: 2 regimes × 2 models each; whole-network variant: full data × 1 model
-    assert len(table) == 9 and table["score"].notna().all(), table
+    # default and head variant: 2 regimes × 2 models each; whole-network variant: 2 regimes × 1 model
+    assert len(table) == 10 and table["score"].notna().all(), table
     merged = table.merge(committed, on=KEYS, how="left", suffixes=("", "_committed"), validate="one_to_one")
     assert merged["score_committed"].notna().all(), merged.loc[merged["score_committed"].isna(), KEYS]
     np.testing.assert_allclose(merged["score"], merged["score_committed"], rtol=1e-9, atol=0)
