@@ -80,8 +80,9 @@ def fast_regimes(labels):
 
 def main() -> None:
     # Thousands of small (1000×D) problems on a shared 2-core machine: one BLAS thread per process avoids
-    # OpenBLAS threads spinning against other processes (measured 6x faster LEAD log_init under load).
-    threadpool_limits(1)
+    # OpenBLAS threads spinning against other processes (measured 6x faster LEAD log_init under load). Torch's
+    # OpenMP threads are left alone: feature extraction uses the idle cores (one or two threads give the same bits).
+    threadpool_limits(1, user_api="blas")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+", default=[*DEVELOPMENT_TARGETS, *SANITY_TARGETS])
     parser.add_argument("--with-svm-folds", action="store_true", help="also LEAD with out-of-fold SVM log_init")
