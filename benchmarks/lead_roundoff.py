@@ -12,7 +12,11 @@ The whole-network variants (``ntk="full"``, S = 64, real targets, ids only) read
 norms: with noisy features the head's part of each ‖g‖² is recomputed in closed form from the noisy features (the
 head's input transform included), the backbone's part, a function of the images, is kept.
 
-    python benchmarks/lead_roundoff.py                          # pacs_sketch, 3 draws → benchmarks/results/lead_roundoff.csv
+Real round-off too (``--extraction-batch-size B``): the features extracted again with another batch size (the
+benchmark extracts 64 images per batch), which changes how the float32 kernels sum, are scored in place of the
+noisy ones (one "draw"; the whole-network backbone part kept as above).
+
+    python benchmarks/lead_roundoff.py --extraction-batch-size 24    # pacs_sketch → benchmarks/results/lead_roundoff.csv
     python benchmarks/lead_roundoff.py --targets flowers5 --draws 1 --output /tmp/roundoff.csv
 """
 
@@ -31,6 +35,7 @@ sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
 from lead_hub.benchmark import IMAGE_SIZE, benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
+from lead_hub.features import extract_many  # noqa: E402
 from lead_hub.benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS  # noqa: E402
 from lead_hub.metrics._lead_ntk import ntk_head, per_sample_gradient_sq_norms  # noqa: E402
 from lead_hub.ntk import lead_sq_norms  # noqa: E402
@@ -82,8 +87,12 @@ def relative(after: float, before: float) -> float:
 
 
 def measure(source: str, features_by_model: dict[str, np.ndarray], labels: np.ndarray, ids: np.ndarray,
-            draws: int, whole_network: dict[str, WholeNetworkNorms] | None = None) -> list[dict]:
+            draws: int, whole_network: dict[str, WholeNetworkNorms] | None = None,
+            perturbed: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """The table's rows for one source. ``perturbed``: each model's features from another extraction, scored in
+    place of the noisy copies (then ``draws`` must be 1)."""
     lead = metrics.get("lead")
+    perturbation = "x(1 + 1e-6 noise)" if perturbed is None else "extraction batch size"
     rows = []
     variants = {**VARIANTS, **(FULL_VARIANTS if whole_network else {})}
     for variant, options in variants.items():
@@ -99,7 +108,8 @@ def measure(source: str, features_by_model: dict[str, np.ndarray], labels: np.nd
             for draw in range(draws):
                 noisy = {}
                 for index, (model, features) in enumerate(features_by_model.items()):
-                    noisy[model] = score(model, noisy_copy(features, draw, index))
+                    other = noisy_copy(features, draw, index) if perturbed is None else perturbed[model]
+                    noisy[model] = score(model, other)
                     (before, parts), (after, noisy_parts) = clean[model], noisy[model]
                     moves.append(relative(after, before))
                     log_init_moves.append(relative(noisy_parts.classifier_only_score, parts.classifier_only_score))
@@ -109,14 +119,15 @@ def measure(source: str, features_by_model: dict[str, np.ndarray], labels: np.nd
                         moved_models.add(model)
                 order_changed += (sorted(clean, key=lambda m: clean[m][0])
                                   != sorted(noisy, key=lambda m: noisy[m][0]))
-            rows.append({"source": source, "variant": variant, "keyed_by": keyed_by, "models": len(clean),
+            rows.append({"source": source, "perturbation": perturbation, "variant": variant, "keyed_by": keyed_by,
+                         "models": len(clean),
                          "draws": draws, "max_relative_change": max(moves),
                          "median_relative_change": float(np.median(moves)),
                          "models_moved_1e-6_or_more": len(moved_models),
                          "max_relative_change_log_init_alone": max(log_init_moves),
                          "max_relative_change_eigenvalue": max(eigenvalue_moves),
                          "draws_with_order_changed": order_changed})
-            print(f"{source:<14} {variant:<32} {keyed_by:<10} max {max(moves):.1e}  median {np.median(moves):.1e}  "
+            print(f"{source:<14} {perturbation:<22} {variant:<32} {keyed_by:<10} max {max(moves):.1e}  median {np.median(moves):.1e}  "
                   f"{len(moved_models)} models >= 1e-6  log_init alone {max(log_init_moves):.1e}  "
                   f"λ̄ {max(eigenvalue_moves):.1e}  order changed in {order_changed}/{draws} draws", flush=True)
     return rows
@@ -128,6 +139,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path, default=REPOSITORY / ".lead_hub_cache" / "benchmark")
     parser.add_argument("--output", type=Path, default=REPOSITORY / "benchmarks" / "results" / "lead_roundoff.csv")
+    parser.add_argument("--extraction-batch-size", type=int, default=None, metavar="B",
+                        help="also score features extracted again with B images per batch (cached under "
+                             "<cache-dir>/batch-size-B)")
     arguments = parser.parse_args()
     with threadpool_limits(limits=1, user_api="blas"):  # as the benchmark scores LEAD
         rows = measure("synthetic", *synthetic_problem(), arguments.draws)
@@ -142,6 +156,17 @@ def main() -> None:
                              for model, result in extracted.items()}
             rows += measure(target, features, images.labels, np.asarray(images.row_indices), arguments.draws,
                             whole_network)
+            if arguments.extraction_batch_size:
+                size = arguments.extraction_batch_size
+                again = extract_many(model_ids, images, image_size=IMAGE_SIZE, batch_size=size, progress=False,
+                                     cache_dir=arguments.cache_dir / f"batch-size-{size}")
+                perturbed = {model.split("/")[-1]: result.features for model, result in again.items()}
+                differences = [np.max(np.abs(perturbed[m] - features[m])) / np.max(np.abs(features[m]))
+                               for m in features]
+                print(f"{target}: batch size {size} moves features by up to {max(differences):.1e} of their largest "
+                      "value", flush=True)
+                rows += measure(target, features, images.labels, np.asarray(images.row_indices), 1, whole_network,
+                                perturbed)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(arguments.output, index=False)
     print(f"wrote {arguments.output}")
