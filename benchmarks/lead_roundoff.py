@@ -16,7 +16,7 @@ Real round-off too (``--extraction-batch-size B``): the features extracted again
 benchmark extracts 64 images per batch), which changes how the float32 kernels sum, are scored in place of the
 noisy ones (one "draw"; the whole-network backbone part kept as above).
 
-    python benchmarks/lead_roundoff.py --extraction-batch-size 24    # pacs_sketch → benchmarks/results/lead_roundoff.csv
+    python benchmarks/lead_roundoff.py --extraction-batch-size 1     # pacs_sketch → benchmarks/results/lead_roundoff.csv
     python benchmarks/lead_roundoff.py --targets flowers5 --draws 1 --output /tmp/roundoff.csv
 """
 
