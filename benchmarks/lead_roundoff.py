@@ -16,7 +16,7 @@ Real round-off too (``--extraction-batch-size B``): the features extracted again
 benchmark extracts 64 images per batch), which changes how the float32 kernels sum, are scored in place of the
 noisy ones (one "draw"; the whole-network backbone part kept as above).
 
-    python benchmarks/lead_roundoff.py --extraction-batch-size 1     # pacs_sketch → benchmarks/results/lead_roundoff.csv
+    python benchmarks/lead_roundoff.py --extraction-batch-size 1   # pacs_sketch → results/lead_roundoff.csv
     python benchmarks/lead_roundoff.py --targets flowers5 --draws 1 --output /tmp/roundoff.csv
 """
 
@@ -35,9 +35,10 @@ sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
 from lead_hub.benchmark import IMAGE_SIZE, benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
-from lead_hub.features import extract_many  # noqa: E402
 from lead_hub.benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS  # noqa: E402
+from lead_hub.features import extract_many  # noqa: E402
 from lead_hub.metrics._lead_ntk import ntk_head, per_sample_gradient_sq_norms  # noqa: E402
+from lead_hub.metrics.lead import LeadOptions  # noqa: E402
 from lead_hub.ntk import lead_sq_norms  # noqa: E402
 
 SHARED = REPOSITORY.parent / "shared" / "data"
@@ -69,13 +70,17 @@ class WholeNetworkNorms:
     backbone part plus the head part recomputed from the given features."""
 
     def __init__(self, model_id: str, images, features: np.ndarray, cache_dir: Path, lead_options=None):
-        self.options = FULL_NTK if lead_options is None else lead_options
-        self.norms = lead_sq_norms(model_id, images, features, lead_options=self.options, cache_dir=cache_dir,
+        options = FULL_NTK if lead_options is None else lead_options
+        self.settings = LeadOptions(**options)
+        self.norms = lead_sq_norms(model_id, images, features, lead_options=options, cache_dir=cache_dir,
                                    image_size=IMAGE_SIZE, num_workers=0, progress=False)
         self.num_classes = len(np.unique(images.labels))
 
     def vector(self, features: np.ndarray) -> np.ndarray:
-        head = ntk_head(features, self.num_classes, head_input=self.options["head_input"])
+        """The N-vector ``lead(..., ntk_sq_norms=...)`` reads: LEAD's head (widths, seed, head input) drawn on
+        ``features`` as ``lead_sq_norms`` draws it, its closed-form part added to the cached backbone part."""
+        head = ntk_head(features, self.num_classes, widths=tuple(self.settings.head_widths), seed=self.settings.seed,
+                        head_input=self.settings.resolved_head_input())
         head_part = per_sample_gradient_sq_norms(head.head, head.inputs(features, self.norms.rows))
         vector = np.full(len(features), np.nan)
         vector[self.norms.rows] = head_part + self.norms.backbone_sq_norms
@@ -120,16 +125,16 @@ def measure(source: str, features_by_model: dict[str, np.ndarray], labels: np.nd
                 order_changed += (sorted(clean, key=lambda m: clean[m][0])
                                   != sorted(noisy, key=lambda m: noisy[m][0]))
             rows.append({"source": source, "perturbation": perturbation, "variant": variant, "keyed_by": keyed_by,
-                         "models": len(clean),
-                         "draws": draws, "max_relative_change": max(moves),
+                         "models": len(clean), "draws": draws, "max_relative_change": max(moves),
                          "median_relative_change": float(np.median(moves)),
                          "models_moved_1e-6_or_more": len(moved_models),
                          "max_relative_change_log_init_alone": max(log_init_moves),
                          "max_relative_change_eigenvalue": max(eigenvalue_moves),
                          "draws_with_order_changed": order_changed})
-            print(f"{source:<14} {perturbation:<22} {variant:<32} {keyed_by:<10} max {max(moves):.1e}  median {np.median(moves):.1e}  "
-                  f"{len(moved_models)} models >= 1e-6  log_init alone {max(log_init_moves):.1e}  "
-                  f"λ̄ {max(eigenvalue_moves):.1e}  order changed in {order_changed}/{draws} draws", flush=True)
+            print(f"{source:<14} {perturbation:<22} {variant:<32} {keyed_by:<10} max {max(moves):.1e}  "
+                  f"median {np.median(moves):.1e}  {len(moved_models)} models >= 1e-6  "
+                  f"log_init alone {max(log_init_moves):.1e}  λ̄ {max(eigenvalue_moves):.1e}  "
+                  f"order changed in {order_changed}/{draws} draws", flush=True)
     return rows
 
 

@@ -283,7 +283,9 @@ def score_lead_target(
 
     Whole-network norms: ``lead_hub.ntk.lead_sq_norms`` once per model, head input and regime draw, with the draw's
     rows as ``scored_rows`` (a draw's standardised head, and its head's input columns, are those of the draw),
-    cached under ``cache_dir``; the model is loaded once for all its draws, and only when some row is missing.
+    cached under ``cache_dir``. The model goes by its id until a call finds rows missing from the cache (that call
+    loads it); it is then loaded once more and reused for the model's remaining draws, so a warm cache loads
+    nothing and a cold one loads each model twice, not once per draw.
     ``on_table`` receives each grid's scores as they come, ``on_norms`` one record per norms call (model, head
     input, regime, draw, rows, rows computed now, seconds, trainable parameters); ``on_parts`` as in
     :func:`score_lead_grid`."""

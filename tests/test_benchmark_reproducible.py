@@ -2,12 +2,12 @@
 benchmark's own code (features extracted afresh, whole-network NTK norms computed afresh), matches
 ``benchmarks/results/metric_scores.csv`` to 1e-9 relative.
 
-Exact reproduction needs bitwise-equal inputs and the same summation order: extraction is deterministic for a
-given batch size and CPU kernel set (one or two torch threads give the same bits, and so do 7 or 24 images per batch
-against the benchmark's 64; one image per batch moves features by up to ~5e-6 of their largest value), the whole-network norms for a given set of rows computed in one call, and LEAD's ridge sums
-partial Grams over as many row ranges as BLAS has threads, so the scores are computed, as the benchmark computes
-them, with one BLAS thread. This holds on the machine type the benchmark ran on; on another CPU the scores agree to
-round-off, not to 1e-9.
+Exact reproduction needs bitwise-equal inputs and the same summation order: extraction is deterministic for a given
+batch size and CPU kernel set (one or two torch threads give the same bits, and so do 7 or 24 images per batch
+against the benchmark's 64; one image per batch moves features by up to ~3e-5 of their largest value), the
+whole-network norms for a given set of rows computed in one call, and LEAD's ridge sums partial Grams over as many
+row ranges as BLAS has threads, so the scores are computed, as the benchmark computes them, with one BLAS thread.
+This holds on the machine type the benchmark ran on; on another CPU the scores agree to round-off, not to 1e-9.
 
 The whole-network variant is the benchmark's (64 NTK rows per class, so 320 rows on flowers5), recomputed for one
 model only, at full data and on one low-data draw (2 images per class: 10 more rows through that draw's own head):

@@ -12,11 +12,19 @@ which has no ReLU, is checked separately and tighter.
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import sys
 
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from conftest import REPOSITORY_ROOT
 from lead_hub import metrics
 from lead_hub.metrics._lead_ntk import ntk_rows
+
+sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
+import lead_roundoff  # noqa: E402
 
 lead = metrics.get("lead")
 
@@ -87,20 +95,11 @@ def test_invariant_to_sample_order_with_ids_and_to_class_relabelling(problem, op
 
 def test_the_committed_synthetic_round_off_rows_reproduce():
     """``benchmarks/results/lead_roundoff.csv``'s synthetic rows, measured again by the script's own function."""
-    import importlib.util
-
-    import pandas as pd
-    from threadpoolctl import threadpool_limits
-
-    from conftest import REPOSITORY_ROOT
-
-    spec = importlib.util.spec_from_file_location("lead_roundoff", REPOSITORY_ROOT / "benchmarks" / "lead_roundoff.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     committed = pd.read_csv(REPOSITORY_ROOT / "benchmarks" / "results" / "lead_roundoff.csv")
     committed = committed[committed["source"] == "synthetic"].reset_index(drop=True)
     with threadpool_limits(limits=1, user_api="blas"):
-        measured = pd.DataFrame(script.measure("synthetic", *script.synthetic_problem(), int(committed["draws"][0])))
+        measured = pd.DataFrame(lead_roundoff.measure("synthetic", *lead_roundoff.synthetic_problem(),
+                                                      int(committed["draws"][0])))
     assert measured[["variant", "keyed_by", "draws_with_order_changed", "models_moved_1e-6_or_more"]].equals(
         committed[["variant", "keyed_by", "draws_with_order_changed", "models_moved_1e-6_or_more"]])
     for column in ("max_relative_change", "median_relative_change", "max_relative_change_log_init_alone",

@@ -18,9 +18,14 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
+import sys
+
 from conftest import REPOSITORY_ROOT
 from lead_hub import metrics
 from lead_hub.metrics._scaling import ColumnScaling
+
+sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
+import lead_roundoff  # noqa: E402
 
 lead = metrics.get("lead")
 MODELS = ("mobilenetv1_025.coral_in1k", "mobilenetv2_100.coral_in1k")
@@ -40,11 +45,6 @@ def real_features(shared_data, tmp_path_factory):
 
 
 def test_whole_network_scores_move_by_less_than_1e_6(shared_data, real_features, tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lead_roundoff", REPOSITORY_ROOT / "benchmarks" / "lead_roundoff.py")
-    lead_roundoff = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lead_roundoff)
     features_by_model, images = real_features
     options = {"ntk": "full", "head_input": "standardized", "ntk_samples_per_class": 4, "ce_form": "prob",
                "rate_constant": 1e-8, "fit": "in_sample"}
