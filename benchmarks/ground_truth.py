@@ -2,7 +2,8 @@
 
 Runs ``lead_hub.finetune.run_ground_truth`` (the BENCHMARK.md protocol) for each (model, target) pair and
 appends every finished run to ``benchmarks/results/ground_truth_runs.csv``; a restarted job skips finished runs.
-Pairs are ordered target by target (eurosat first, cifar10 last as a sanity target) and cheapest model first
+Pairs are ordered target by target (the first five development targets, then the six added ones, cifar10
+last as a sanity target) and cheapest model first
 within a target, so every target gets complete model coverage early. ``--worker i/n`` takes every n-th pair
 starting at i, so n workers split the grid without overlap and share the runs CSV under a file lock.
 ``--parallel n`` shares the grid dynamically instead: it starts n worker processes that each take the next pair
@@ -28,13 +29,14 @@ from pathlib import Path
 
 import torch
 
+from lead_hub.benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, SANITY_TARGETS
 from lead_hub.data import load_parquet_split
 from lead_hub.finetune import decode_images, read_runs, run_ground_truth, summarise_runs, FinetuneProtocol
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LEAD_HUB_SHARED_DATA", REPOSITORY_ROOT.parent / "shared" / "data"))
 RESULTS = REPOSITORY_ROOT / "benchmarks" / "results"
-TARGETS = ("eurosat", "pacs_photo", "pacs_sketch", "flowers5", "fashion_mnist", "cifar10")
+TARGETS = (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS, *SANITY_TARGETS)
 # Cheapest first (training throughput at 64 px on one core): the zero-padded MobileNetV1s all cost width 1.0.
 ZOO = (
     "mobilenetv1_025.mlperf_vww",

@@ -27,6 +27,9 @@ IMAGE_SIZE = 64
 TRAIN_IMAGES = 1000
 SAMPLE_SEED = 0
 DEVELOPMENT_TARGETS = ("eurosat", "pacs_photo", "pacs_sketch", "flowers5", "fashion_mnist")
+#: Six development targets added later (96 px sources, new domains: medical, textures, agriculture, waste, hand
+#: signs, turntable objects); they join ``DEVELOPMENT_TARGETS`` in the analysis once their ground truth is in.
+ADDED_DEVELOPMENT_TARGETS = ("brain_mri", "dtd10", "plant_seedlings", "trashnet", "sign_digits", "coil20")
 SANITY_TARGETS = ("cifar10",)
 LOW_DATA_SAMPLES_PER_CLASS = (2, 5, 10)
 LOW_DATA_DRAWS = 5
