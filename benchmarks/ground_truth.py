@@ -14,6 +14,9 @@ different cost; that is the way to fill a GPU with many small fine-tunings at on
     setsid nohup nice -n 19 python benchmarks/ground_truth.py --worker 1/2 > /tmp/lead_hub_gt/worker1.log 2>&1 &
     python benchmarks/ground_truth.py --parallel 12        # on a GPU machine: 12 fine-tunings at a time
     python benchmarks/ground_truth.py --summarise-only     # rewrite ground_truth.csv from the runs so far
+
+The summary ``ground_truth.csv`` is the truth by the extended grid's rule (``lead_hub.finetune_truth``), of the
+pairs whose runs are complete; pairs still running are left out of it.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ import torch
 from lead_hub.benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, SANITY_TARGETS
 from lead_hub.data import load_parquet_split
 from lead_hub.finetune import decode_images, read_runs, run_ground_truth, summarise_runs, FinetuneProtocol
+from lead_hub.finetune_truth import extended_grid_truth
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LEAD_HUB_SHARED_DATA", REPOSITORY_ROOT.parent / "shared" / "data"))
 RESULTS = REPOSITORY_ROOT / "benchmarks" / "results"
+#: The grid-edge runs (rates below the protocol's grid: ``benchmarks/lr_grid_edge.py``).
+LOW_RATE_RUNS = RESULTS / "ground_truth_runs_lr1e-4.csv"
 TARGETS = (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS, *SANITY_TARGETS)
 # Cheapest first (training throughput at 64 px on one core): the zero-padded MobileNetV1s all cost width 1.0.
 ZOO = (
@@ -95,9 +101,15 @@ def run_parallel(count: int, forwarded: list[str], claim_dir: Path | None) -> in
     return 1 if failed else 0
 
 
-def write_summary(runs_csv: Path, summary_csv: Path, protocol: FinetuneProtocol) -> None:
-    """Rewrite the ground-truth table of ``protocol``'s runs atomically (several workers may call this at once)."""
-    table = summarise_runs(read_runs(runs_csv), protocol).sort_values(["target", "model"])
+def write_summary(runs_csv: Path, summary_csv: Path, low_rate_runs_csv: Path | None = None) -> None:
+    """Rewrite the ground-truth table atomically (several workers may call this at once): accuracies and rates by
+    the extended grid's rule (:func:`lead_hub.finetune_truth.extended_grid_truth`, column ``edge`` says which pairs
+    took the extended grid; pairs still running are left out), timing columns of the protocol's runs
+    (``summarise_runs``). ``low_rate_runs_csv``: the grid-edge runs (default ``LOW_RATE_RUNS``)."""
+    protocol_runs = read_runs(runs_csv)
+    truth = extended_grid_truth(protocol_runs, read_runs(low_rate_runs_csv or LOW_RATE_RUNS))
+    timing = summarise_runs(protocol_runs)[["model", "target", "seconds", "cpu_seconds", "train_images_per_cpu_second"]]
+    table = truth.merge(timing, on=["model", "target"], how="left").sort_values(["target", "model"])
     with tempfile.NamedTemporaryFile("w", dir=summary_csv.parent, suffix=".tmp", delete=False) as handle:
         table.to_csv(handle, index=False, float_format="%.6g")
     os.replace(handle.name, summary_csv)
@@ -135,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     protocol = dataclasses.replace(FinetuneProtocol(), epochs=arguments.epochs, seeds=tuple(arguments.seeds),
                                    learning_rates=tuple(arguments.learning_rates))
     if arguments.summarise_only:
-        write_summary(arguments.runs_csv, arguments.summary_csv, protocol)
+        write_summary(arguments.runs_csv, arguments.summary_csv)
         return 0
     if arguments.parallel:
         forwarded = _without_options(sys.argv[1:] if argv is None else argv, ("--parallel", "--claim-dir", "--worker"))
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                          train_cache=train_cache, test_cache=test_cache, log=lambda line: print(line, flush=True))
         print(f"[worker {arguments.worker}] done {model} on {target} in {time.perf_counter() - started:.0f} s",
               flush=True)
-        write_summary(arguments.runs_csv, arguments.summary_csv, protocol)
+        write_summary(arguments.runs_csv, arguments.summary_csv)
     return 0
 
 

@@ -22,15 +22,17 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ground_truth  # noqa: E402
 
 from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
-from lead_hub.finetune import read_runs, summarise_runs  # noqa: E402
-from lead_hub.finetune_truth import edge_steps, extended_grid_truth  # noqa: E402
+from lead_hub.finetune import read_runs  # noqa: E402
+from lead_hub.finetune_truth import edge_steps  # noqa: E402
 
-LOW_RATE_RUNS = ground_truth.RESULTS / "ground_truth_runs_lr1e-4.csv"
+LOW_RATE_RUNS = ground_truth.LOW_RATE_RUNS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,14 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_truth(summary_csv: Path) -> None:
-    """The committed ground truth: accuracies and rates by ``extended_grid_truth`` (column ``edge`` says which
-    pairs took the extended grid), timing columns of the protocol's runs (``summarise_runs``)."""
-    protocol_runs = read_runs(ground_truth.RESULTS / "ground_truth_runs.csv")
-    truth = extended_grid_truth(protocol_runs, read_runs(LOW_RATE_RUNS))
-    timing = summarise_runs(protocol_runs)[["model", "target", "seconds", "cpu_seconds", "train_images_per_cpu_second"]]
-    table = truth.merge(timing, on=["model", "target"], how="left")
-    table.to_csv(summary_csv, index=False, float_format="%.6g")
-    print(f"wrote {summary_csv}: {table['edge'].value_counts().to_dict()}")
+    """The committed ground truth (``ground_truth.write_summary``: the extended grid's rule), with a count of edges."""
+    ground_truth.write_summary(ground_truth.RESULTS / "ground_truth_runs.csv", summary_csv, LOW_RATE_RUNS)
+    print(f"wrote {summary_csv}: {pd.read_csv(summary_csv)['edge'].value_counts().to_dict()}")
 
 
 def _deadline(clock: str | None) -> dt.datetime | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lead_hub.finetune_truth import edge_steps, extended_grid_truth, final_runs, grid_table
+from lead_hub.finetune_truth import edge_steps, extended_grid_truth, final_runs, grid_table, pairs_in_progress
 
 
 def _run(model, target, phase, lr, seed, val=0.0, test=0.0):
@@ -49,7 +49,13 @@ def test_the_truth_takes_the_lower_rate_only_where_the_grid_is_settled_and_its_f
         ("b", (0.0003, 0.0001), (0, 1)), ("d", (0.0003, 0.0001), (0, 1)), ("e", (0.0001,), (0,)), ("c", (0.0003, 0.0001), (0, 1, 2, 3))]
 
 
-def test_a_missing_protocol_grid_point_is_an_error_naming_the_pair():
-    protocol = pd.DataFrame(_protocol("a", "t")).query("lr != 0.1 or phase != 'grid'")
-    with pytest.raises(ValueError, match="protocol grid incomplete.*'a', 't'"):
-        grid_table(protocol, pd.DataFrame(columns=protocol.columns))
+def test_a_pair_in_progress_has_no_truth_and_is_listed():
+    """A pair whose protocol grid or finals are still running is left out of the truth, not guessed."""
+    complete = pd.DataFrame(_protocol("a", "t"))
+    no_grid_point = pd.DataFrame(_protocol("b", "t")).query("lr != 0.1 or phase != 'grid'")
+    one_final = pd.DataFrame(_protocol("c", "t")).query("phase != 'final' or seed != 1")
+    protocol = pd.concat([complete, no_grid_point, one_final], ignore_index=True)
+    low = pd.DataFrame(columns=protocol.columns)
+    assert grid_table(protocol, low)["model"].tolist() == ["a", "c"]
+    assert extended_grid_truth(protocol, low)["model"].tolist() == ["a"]
+    assert pairs_in_progress(protocol, low) == [("b", "t"), ("c", "t")]
