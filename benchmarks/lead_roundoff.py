@@ -3,8 +3,9 @@
 Every feature is multiplied by (1 + 1e-6·noise), noise ~ N(0, 1), and the model is scored again; the table gives,
 per LEAD variant, the largest and median relative change of a score over models and draws, how many models moved by
 more than 1e-6 relative, the largest relative change of each part (log_init alone, scored with zero rates; λ̄ over
-the classes), keyed by sample ids (each image's row in its source split) and keyed by the features' content (no
-ids), and whether the models' order changed. On the benchmark's real features of a target (read from the
+the classes), with sample ids (each image's row in its source split) and without (``lead`` on the arrays alone:
+out-of-fold folds are then dealt by the features' content, and every other variant makes no per-sample choice),
+and whether the models' order changed. On the benchmark's real features of a target (read from the
 benchmark's feature cache, extracted when missing) and on a synthetic problem (3 classes of 200 samples, 32
 dimensions).
 
@@ -35,20 +36,25 @@ sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
 from lead_hub.benchmark import IMAGE_SIZE, benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
-from lead_hub.benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS  # noqa: E402
+from lead_hub.benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS, HEAD_ONLY_PREVIOUS_DEFAULTS  # noqa: E402
 from lead_hub.features import extract_many  # noqa: E402
 from lead_hub.metrics._lead_ntk import ntk_head, per_sample_gradient_sq_norms  # noqa: E402
 from lead_hub.metrics.lead import LeadOptions  # noqa: E402
 from lead_hub.ntk import lead_sq_norms  # noqa: E402
 
 SHARED = REPOSITORY.parent / "shared" / "data"
-VARIANTS = {"default (out_of_fold)": {}, "leave_one_out": {"fit": "leave_one_out"},
-            "ntk_samples_per_class=16": {"ntk_samples_per_class": 16}}
+#: Head-only variants (``lead`` on a feature matrix: the head's NTK in closed form), each option written out so a
+#: row keeps its meaning when the package's defaults change.
+VARIANTS = {"default (head NTK on arrays, in_sample)": {"ntk": "head"},
+            "previous default (head, out_of_fold)": HEAD_ONLY_PREVIOUS_DEFAULTS,
+            "leave_one_out": {**HEAD_ONLY_PREVIOUS_DEFAULTS, "fit": "leave_one_out"},
+            "ntk_samples_per_class=16": {**HEAD_ONLY_PREVIOUS_DEFAULTS, "ntk_samples_per_class": 16}}
 FULL_NTK = {"ntk": "full", "head_input": "standardized", "ntk_samples_per_class": FULL_NTK_SAMPLES_PER_CLASS}
-#: the whole-network rows with the best mean τw of their log_init fit in the benchmark
+#: the whole-network rows with the best mean τw of their log_init fit in the benchmark (the first: the default)
 FULL_VARIANTS = {"ntk=full in_sample prob c=1e-8": {**FULL_NTK, "fit": "in_sample", "ce_form": "prob",
                                                     "rate_constant": 1e-8},
-                 "ntk=full out_of_fold prob c=1e-7": {**FULL_NTK, "ce_form": "prob", "rate_constant": 1e-7}}
+                 "ntk=full out_of_fold prob c=1e-7": {**FULL_NTK, "fit": "out_of_fold", "ce_form": "prob",
+                                                      "rate_constant": 1e-7}}
 
 
 def synthetic_problem() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -102,7 +108,7 @@ def measure(source: str, features_by_model: dict[str, np.ndarray], labels: np.nd
     variants = {**VARIANTS, **(FULL_VARIANTS if whole_network else {})}
     for variant, options in variants.items():
         full = options.get("ntk") == "full"
-        for keyed_by, sample_ids in (("sample ids", ids),) if full else (("sample ids", ids), ("content", None)):
+        for keyed_by, sample_ids in (("sample ids", ids),) if full else (("sample ids", ids), ("no ids", None)):
 
             def score(model, features):
                 extra = {"ntk_sq_norms": whole_network[model].vector(features)} if full else {}

@@ -222,8 +222,10 @@ class Leaderboard:
     def title(self) -> str:
         """``lead_hub leaderboard: <dataset> [<split>], <N> samples``."""
         provenance = self.provenance
+        per_class = provenance.get("samples_per_class")
+        sample = f" ({per_class} per class at most)" if per_class else ""
         return (f"lead_hub leaderboard: {provenance.get('dataset', '')} [{provenance.get('split', '')}], "
-                f"{provenance.get('samples', '?')} samples")
+                f"{provenance.get('samples', '?')} samples{sample}")
 
     @property
     def warnings(self) -> list[str]:

@@ -30,6 +30,8 @@ from lead_hub import metrics as metric_registry
 from lead_hub import network
 from lead_hub.decoding import error_line
 from lead_hub.leaderboard import Leaderboard
+from lead_hub.metrics.lead import ranking_options as lead_ranking_options
+from lead_hub.metrics.lead import rate_warning as lead_rate_warning
 from lead_hub.public_names import public_model_id, public_source, public_value
 from lead_hub.threads import use_available_cpus
 from lead_hub.zoo import Zoo, ZooEntry, load_zoo, zoo_path
@@ -58,6 +60,16 @@ class _ModelResult:
     inputs: dict | None
     notes: list[str]
     sample_arrays: dict = dataclasses.field(default_factory=dict)
+    lead_rates: np.ndarray | None = None
+
+
+#: The metrics a ranking shows when none are named: LEAD (the paper's whole-network reading), and beside it the
+#: peer with the highest mean τw at full data (H-score) and the one with the highest mean τw in low data (PACTran)
+#: on the offline benchmark's development targets (benchmarks/preregistration.md, rule R3).
+DEFAULT_METRICS = ("lead", "hscore", "pactran")
+#: Images per class a ranking samples when neither ``samples_per_class``, ``max_samples`` nor ``all_samples`` is
+#: given: the same default sample in the CLI, the Python API and the Space.
+DEFAULT_SAMPLES_PER_CLASS = 30
 
 
 @network.one_run()  # the first Hub failure of a ranking ends its network use, with one warning (lead_hub.network)
@@ -66,9 +78,10 @@ def rank(
     dataset: str | Path | datasets.Dataset | datasets.IterableDataset,
     *,
     split: str = "train",
-    metrics: Sequence[str] = ("lead",),
+    metrics: Sequence[str] = DEFAULT_METRICS,
     samples_per_class: int | None = None,
     max_samples: int | None = None,
+    all_samples: bool = False,
     seed: int = 0,
     image_size: int | None = None,
     metric_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -91,7 +104,9 @@ def rank(
     ``dataset``: anything :func:`lead_hub.data.load_images` reads (Hub id, parquet, image folder, zip, a
     ``datasets.Dataset``, ``IterableDataset`` or dict of them, with an image and a label column), or an alias of
     :data:`DATASET_ALIASES`. ``split``, ``samples_per_class``, ``max_samples``, ``seed`` and
-    ``dataset_revision`` choose the sample (drawn once, shared by every model). ``image_size`` resizes every
+    ``dataset_revision`` choose the sample (drawn once, shared by every model): at most ``samples_per_class``
+    images of every class, or ``max_samples`` in all stratified by class, or every image with ``all_samples=True``;
+    with none of them, :data:`DEFAULT_SAMPLES_PER_CLASS` per class (recorded in the provenance). ``image_size`` resizes every
     image to that square size for every model alike; None keeps each model's own preprocessing.
 
     ``metrics``: registry names (``lead_hub.metrics.available()``); ``metric_options`` maps a metric name to the
@@ -125,6 +140,7 @@ def rank(
     from lead_hub.features import dataset_fingerprint
 
     started = time.perf_counter()
+    samples_per_class = default_sample(samples_per_class, max_samples, all_samples)
     metric_names, options = check_settings(metrics, metric_options, image_size=image_size, batch_size=batch_size,
                                            samples_per_class=samples_per_class, max_samples=max_samples)
     candidates, candidate_provenance = resolve_candidates(models)
@@ -180,6 +196,8 @@ def rank(
             on_model_done(candidate.model_id, _leaderboard(results, provenance, started))
     for name in set_metrics:
         _score_set(name, options[name], results)
+    if "lead" in per_model_metrics:
+        provenance["lead_rates"] = _lead_rates_check(results, options["lead"]["ntk"])
     per_class_table = pd.DataFrame(per_class_rows) if per_class else None
     return _leaderboard(results, provenance, started, per_class_table)
 
@@ -256,6 +274,18 @@ def check_settings(metrics: Sequence[str], metric_options: Mapping[str, Mapping[
     return names, _metric_options(names, metric_options)
 
 
+def default_sample(samples_per_class: int | None, max_samples: int | None, all_samples: bool) -> int | None:
+    """The ``samples_per_class`` a ranking draws: the one given, :data:`DEFAULT_SAMPLES_PER_CLASS` when no sample
+    size is given, None (no per-class cap) with ``max_samples`` or ``all_samples``; raise ValueError when
+    ``all_samples`` comes with a sample size."""
+    if all_samples and (samples_per_class is not None or max_samples is not None):
+        raise ValueError("all_samples=True takes every image: give it without samples_per_class and max_samples "
+                         "(--all-samples without --samples-per-class and --max-samples)")
+    if samples_per_class is None and max_samples is None and not all_samples:
+        return DEFAULT_SAMPLES_PER_CLASS
+    return samples_per_class
+
+
 def check_sizes(*, image_size: int | None, batch_size: int, samples_per_class: int | None,
                 max_samples: int | None) -> None:
     """Raise ValueError naming the first size that cannot work (checked before any data or model is loaded)."""
@@ -313,7 +343,21 @@ def _metric_options(names: list[str], given: Mapping[str, Mapping[str, Any]] | N
         options[name] = dict(value)
     for name, chosen in options.items():
         metric_registry.check_options(name, chosen)
+    if "lead" in options:
+        options["lead"] = lead_ranking_options(options["lead"])
     return options
+
+
+def _lead_rates_check(results: dict[str, _ModelResult], ntk: str) -> dict:
+    """The median of every scored model's LEAD rates c·λ̄_k, and a warning (logged once, kept in the provenance)
+    when it says the rates saturate or vanish (:func:`lead_hub.metrics.lead.rate_warning`)."""
+    rates = [result.lead_rates for result in results.values() if result.lead_rates is not None]
+    if not rates:
+        return {}
+    warning = lead_rate_warning(np.concatenate(rates), ntk)
+    if warning:
+        logger.warning(warning)
+    return {"median": float(np.median(np.concatenate(rates))), "warning": warning}
 
 
 def _is_dataset_object(dataset) -> bool:
@@ -382,7 +426,8 @@ def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, pe
                class_names: list[str]) -> list[dict]:
     """Score one model with a per-model metric into ``result``; return its per-class diagnostic rows."""
     function = metric_registry.get(name)
-    wants_diagnostics = per_class and "return_diagnostics" in inspect.signature(function).parameters
+    # LEAD's diagnostics carry its rates, which the ranking checks for saturation (_lead_rates_check)
+    wants_diagnostics = (per_class or name == "lead") and "return_diagnostics" in inspect.signature(function).parameters
     accepted = metric_registry.info(name).sample_arrays
     inputs = {**result.inputs, **{key: value for key, value in result.sample_arrays.items() if key in accepted}}
     started = time.perf_counter()
@@ -399,8 +444,10 @@ def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, pe
         logger.warning("%s: metric %s failed: %s", model_id, name, error)
         result.notes.append(f"{name} failed: {type(error).__name__}: {error_line(error)}")
     result.row["score_seconds"] += time.perf_counter() - started
-    return [] if diagnostics is None else _per_class_rows(name, model_id, diagnostics, result.inputs["labels"],
-                                                          class_names)
+    if name == "lead" and diagnostics is not None:
+        result.lead_rates = np.asarray(diagnostics.rates)
+    return [] if diagnostics is None or not per_class else _per_class_rows(name, model_id, diagnostics,
+                                                                           result.inputs["labels"], class_names)
 
 
 def _score_set(name: str, options: dict, results: dict[str, _ModelResult]) -> None:

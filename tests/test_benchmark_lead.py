@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lead_hub.benchmark import MetricVariant
-from lead_hub.benchmark_lead import BENCHMARK_LEAD_GRIDS, LeadGrid, grid_variant_names, score_lead_grid
+from lead_hub.benchmark_lead import (BENCHMARK_LEAD_GRIDS, HEAD_ONLY_PREVIOUS_DEFAULTS, LeadGrid, grid_variant_names,
+                                     score_lead_grid)
 from lead_hub.features import ExtractedFeatures
 from lead_hub.metrics.lead import lead
 
@@ -73,11 +74,17 @@ def test_grid_refuses_misplaced_options_and_named_grids_of_many_variants():
         grid_variant_names([BENCHMARK_LEAD_GRIDS["head"], BENCHMARK_LEAD_GRIDS["head"]])
 
 
-def test_single_grid_is_the_package_default():
+def test_the_lead_variant_is_the_previous_head_only_default_pinned():
+    """The benchmark's variant named "lead" has kept one meaning since the benchmark began, whatever the package's
+    defaults: the head-only NTK, out-of-fold log_init, log_prob, c = 1/16384."""
     (variant,) = BENCHMARK_LEAD_GRIDS["default"].variants()
     assert isinstance(variant, MetricVariant) and variant.name == "lead"
+    assert {key: variant.options[key] for key in HEAD_ONLY_PREVIOUS_DEFAULTS} == HEAD_ONLY_PREVIOUS_DEFAULTS
     rng = np.random.default_rng(2)
     labels = np.repeat(np.arange(3), 20)
     features = rng.standard_normal((60, 16)) + labels[:, None]
     ids = np.arange(100, 160)
-    assert lead(features, labels, sample_ids=ids, **variant.options) == lead(features, labels, sample_ids=ids)
+    assert lead(features, labels, sample_ids=ids, **variant.options) == lead(features, labels, sample_ids=ids,
+                                                                             **HEAD_ONLY_PREVIOUS_DEFAULTS)
+
+

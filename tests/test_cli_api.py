@@ -36,8 +36,9 @@ def test_rank_caches_features_by_default_like_the_cli(models, image_folder, tmp_
     assert "cache" not in first.table["notes"].iloc[0]
     assert "features read from the cache" in second.table["notes"].iloc[0]
     assert second.table["lead"].iloc[0] == first.table["lead"].iloc[0]
+    cached = sorted((tmp_path / lead_hub.DEFAULT_CACHE_DIR).rglob("*"))
     _rank([models["second"]], image_folder, cache_dir=None)
-    assert len(list((tmp_path / lead_hub.DEFAULT_CACHE_DIR).iterdir())) == 1  # cache_dir=None wrote nothing
+    assert sorted((tmp_path / lead_hub.DEFAULT_CACHE_DIR).rglob("*")) == cached  # cache_dir=None wrote nothing
 
 
 def _as_dataset(folder) -> datasets.Dataset:

@@ -24,7 +24,9 @@ def test_demo_ranking_puts_the_person_detector_last_on_every_sample(tmp_path):
     other_sample = rank("demo", "demo", seed=1, **settings)
 
     table = first.table
-    assert len(table) == 6 and table["notes"].eq("").all()
+    # LEAD's default, the whole network's NTK, is computed for every model, and nothing failed
+    assert len(table) == 6 and table["notes"].str.fullmatch(r"lead: whole-network NTK over [^;]*").all()
+    assert first.provenance["metric_options"]["lead"]["ntk"] == "full"
     assert np.isfinite(table["lead"]).all() and table["rank"].tolist() == [1, 2, 3, 4, 5, 6]
     assert first.provenance["samples"] == 50 and first.provenance["num_classes"] == 10
     for board in (first, other_sample):

@@ -92,14 +92,14 @@ def test_evolution_score_by_hand():
 
 
 def default_log_init(features, labels, classes):
-    standardized = standardize_columns(features)
-    return initial_logits(standardized, labels, classes, keys=content_keys(standardized, 0))
+    """log_init with LEAD's default options: the ridge fit and read in sample (no per-sample choice, no keys)."""
+    return initial_logits(standardize_columns(features), labels, classes, keys=None, fit="in_sample")
 
 
 def test_rate_zero_gives_the_classifier_only_score():
     features, labels = clustered_features()
     log_init = default_log_init(features, labels, 4)
-    classifier_only = np.log(log_init[np.arange(len(labels)), labels]).mean()
+    classifier_only = log_init[np.arange(len(labels)), labels].mean()  # ce_form "prob", the default
     assert lead(features, labels, rate_constant=0.0) == pytest.approx(classifier_only, rel=1e-12)
     _, diagnostics = lead(features, labels, return_diagnostics=True)
     assert diagnostics.classifier_only_score == pytest.approx(classifier_only, rel=1e-12)
@@ -127,7 +127,8 @@ def test_score_is_monotone_in_the_eigenvalues(ce_form):
     assert evolution_score(log_init, labels, raised, ce_form) > evolution_score(log_init, labels, base, ce_form)
 
 
-@pytest.mark.parametrize("options", [{}, {"fit": "in_sample"}, {"rate_scale": "per_model"}, {"margins": "calibrated"}])
+@pytest.mark.parametrize("options", [{}, {"fit": "out_of_fold"}, {"rate_scale": "per_model"},
+                                     {"margins": "calibrated"}])
 def test_invariant_to_sample_order_and_class_relabelling(options):
     features, labels = clustered_features(samples=200)
     reference = lead(features, labels, **options)
@@ -297,3 +298,37 @@ def test_blas_tasks_keep_their_order_and_restore_the_thread_count():
     assert blas_workers() == before
     with threadpool_limits(limits=1, user_api="blas"):
         assert blas_workers() == 1  # a caller's limit (one BLAS thread per process) also limits the workers
+
+
+def test_the_plain_function_does_not_move_with_round_off_of_the_features():
+    """On a feature matrix alone (no sample ids, the head-only NTK) the default LEAD makes no per-sample choice, so
+    features × (1 + 1e-6·noise) move the score by round-off only: < 1e-5 relative (it moved by 1e-2 when folds
+    and NTK rows were keyed by the features' content). Shaped like real pooled features: non-negative float32,
+    D > N, classes of unequal size above the 64 NTK rows of a subsampled class."""
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 4, size=400)
+    centres = rng.standard_normal((4, 640))
+    features = np.maximum(centres[labels] + 2.0 * rng.standard_normal((400, 640)), 0.0).astype(np.float32)
+    reference = lead(features, labels)
+    for draw in range(2):
+        noise = np.random.default_rng(draw).standard_normal(features.shape)
+        noisy = (features * (1.0 + 1e-6 * noise)).astype(np.float32)
+        assert lead(noisy, labels) == pytest.approx(reference, rel=1e-5)
+    _, diagnostics = lead(features, labels, return_diagnostics=True)
+    assert diagnostics.options["ntk"] == "head" and diagnostics.options["sample_keys"] == "none"
+
+
+def test_each_ntk_takes_its_own_default_rate_constant():
+    from lead_hub.metrics.lead import DEFAULT_RATE_CONSTANTS, rate_warning
+
+    features, labels = clustered_features()
+    norms = np.full(len(labels), 3e6)  # whole-network λ̄ is 10⁴–10⁷: the head's constant would saturate it
+    _, full = lead(features, labels, ntk_sq_norms=norms, return_diagnostics=True)
+    _, head = lead(features, labels, return_diagnostics=True)
+    assert full.options["ntk"] == "full" and full.options["rate_constant"] == DEFAULT_RATE_CONSTANTS["full", "standardized"]
+    assert head.options["ntk"] == "head" and head.options["rate_constant"] == DEFAULT_RATE_CONSTANTS["head", "standardized"]
+    np.testing.assert_allclose(full.rates, 3e6 * 1e-8)
+    assert rate_warning(full.rates, "full") is None and rate_warning(head.rates, "head") is None
+    saturated = rate_warning(np.full(4, 3e6 / 16384), "full")
+    assert "saturate" in saturated and "lead.rate_constant" in saturated
+    assert "vanish" in rate_warning(np.full(4, 1e-9), "full")

@@ -98,7 +98,11 @@ def test_every_model_is_scored_with_its_size_and_timings(models, image_folder):
     provenance = board.provenance
     assert provenance["samples"] == 24 and provenance["class_names"] == sorted(CLASSES)
     assert provenance["metrics"] == ["lead", "logme", "leep"]
-    assert provenance["metric_options"]["lead"] == {"folds": 2, "head_widths": [16]}
+    # the options given, and every LEAD default that shapes the score, written out (a ranking resolves ntk="auto")
+    assert provenance["metric_options"]["lead"] == {"folds": 2, "head_widths": [16], "ntk": "full", "fit": "in_sample",
+                                                    "ce_form": "prob", "rate_constant": 1e-8,
+                                                    "head_input": "standardized"}
+    assert provenance["lead_rates"]["median"] > 0
     assert provenance["versions"]["torch"] == torch.__version__.split("+")[0]
 
 

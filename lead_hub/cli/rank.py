@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lead_hub import DEFAULT_CACHE_DIR
+from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_SAMPLES_PER_CLASS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,14 +44,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "in the provenance)")
     parser.add_argument("--dataset-revision", help="branch, tag or commit of a Hub dataset")
     sampling = parser.add_mutually_exclusive_group()
-    sampling.add_argument("--samples-per-class", type=int, help="images drawn per class (default: all)")
+    sampling.add_argument("--samples-per-class", type=int,
+                          help=f"images drawn per class (default: {DEFAULT_SAMPLES_PER_CLASS}, as in the Space)")
     sampling.add_argument("--max-samples", type=int, help="images drawn in all, stratified by class")
+    sampling.add_argument("--all-samples", action="store_true", help="every image of the split")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
     parser.add_argument("--image-size", type=int,
                         help="resize every image to this square size for every model (default: each model's own "
                              "preprocessing)")
-    parser.add_argument("--metrics", nargs="+", default=["lead"], metavar="NAME",
-                        help="metrics, primary first (default: lead); see lead_hub.metrics.available()")
+    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), metavar="NAME",
+                        help=f"metrics, primary first (default: {' '.join(DEFAULT_METRICS)}: LEAD and the best peers "
+                             "of the benchmark at full data and in low data); see lead_hub.metrics.available()")
     parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
                         help="an option of one metric, e.g. lead.rate_scale=per_model, or lead.ntk=full for "
                              "LEAD's NTK over every parameter of the model and its head (gradients computed with "
@@ -73,14 +77,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_rank(arguments: argparse.Namespace) -> int:
-    from lead_hub.ranking import check_settings, rank
+    from lead_hub.ranking import check_settings, default_sample, rank
     from lead_hub.zoo import search_zoo
 
     # Seconds of checks before minutes of work: sizes, metric options (exit code 2) and the Hub token (1).
     metric_names = [name for item in arguments.metrics for name in item.split(",") if name]
     metric_options = parse_metric_options(arguments.metric_option)
     check_settings(metric_names, metric_options, image_size=arguments.image_size, batch_size=arguments.batch_size,
-                   samples_per_class=arguments.samples_per_class, max_samples=arguments.max_samples)
+                   samples_per_class=default_sample(arguments.samples_per_class, arguments.max_samples,
+                                                    arguments.all_samples),
+                   max_samples=arguments.max_samples)
     if arguments.output is not None:
         check_output_folder(arguments.output)
     if arguments.push_to_hub is not None:
@@ -102,6 +108,7 @@ def run_rank(arguments: argparse.Namespace) -> int:
         metrics=metric_names,
         samples_per_class=arguments.samples_per_class,
         max_samples=arguments.max_samples,
+        all_samples=arguments.all_samples,
         seed=arguments.seed,
         image_size=arguments.image_size,
         metric_options=metric_options,

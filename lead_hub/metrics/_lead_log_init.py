@@ -50,7 +50,7 @@ def initial_logits(
     labels: np.ndarray,
     num_classes: int,
     *,
-    keys: np.ndarray,
+    keys: np.ndarray | None,
     scaling: ColumnScaling | None = None,
     classifier: str = "ridge",
     fit: str = "out_of_fold",
@@ -63,7 +63,7 @@ def initial_logits(
 
     ``features`` are standardised here with ``scaling`` (a ``ColumnScaling`` fit on them), or are already
     standardised (float64) when ``scaling`` is None. ``keys`` (``_content_keys``: ``id_keys`` or ``content_keys``)
-    deal the out-of-fold folds.
+    deal the out-of-fold folds; the other fits make no per-sample choice and take None.
 
     ``regularization`` is α of the ridge penalty α·N·‖W‖² and, for the SVMs and logistic regression, the inverse
     of scikit-learn's C per sample: C = 1 / (α·N), so the penalty weighs the same against the data term.
@@ -78,6 +78,8 @@ def initial_logits(
         standardized = features if scaling is None else scaling.transform(features)
         raw = ridge_leave_one_out(standardized, _ridge_targets(labels, num_classes), regularization)
         return normalise_margins(raw, labels, margins)
+    if fit == "out_of_fold" and keys is None:
+        raise ValueError("lead: fit='out_of_fold' deals its folds by the samples' keys; pass keys")
     fold_of_sample = spread_over_folds(labels, keys, folds) if fit == "out_of_fold" else None
     standardized, order = _classifier_input(features, scaling, classifier, fold_of_sample)
     if order is None:
