@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lead_hub import DEFAULT_CACHE_DIR
+from lead_hub.cache import DEFAULT_CACHE_DIR
 from lead_hub import metrics as metric_registry
 from lead_hub import network
 from lead_hub.decoding import error_line
@@ -100,8 +100,10 @@ def rank(
     of one model is logged and noted, and the run goes on. Set-relative metrics (those with ``combine``) are
     scored once over every model whose features were extracted, after all extractions.
 
-    ``cache_dir`` caches features on disk, by default in ``.lead_hub_cache`` of the current folder like the CLI
-    (a rerun recomputes nothing; the notes say which features were read back); None disables it. Sizes
+    ``cache_dir`` caches features on disk, by default in the per-user cache like the CLI (``features/`` under
+    ``$LEAD_HUB_CACHE``, else ``$XDG_CACHE_HOME/lead_hub``, else ``~/.cache/lead_hub``; :mod:`lead_hub.cache`),
+    keyed by the weights' content and revision, not by where the model lies, so a rerun from any folder or clone
+    recomputes nothing (the notes say which features were read back); None disables it. Sizes
     (``image_size``, ``batch_size``, ``samples_per_class``, ``max_samples``) and metric options are checked before
     any dataset or model is loaded (:func:`lead_hub.metrics.check_options`); torch and BLAS get as many threads
     as there are idle CPUs (:mod:`lead_hub.threads`) unless the caller set them. ``progress`` shows progress bars;
@@ -125,6 +127,7 @@ def rank(
     from lead_hub.features import dataset_fingerprint
 
     started = time.perf_counter()
+    cache_dir = None if cache_dir is None else Path(cache_dir)  # DEFAULT_CACHE_DIR follows $LEAD_HUB_CACHE: read it now
     metric_names, options = check_settings(metrics, metric_options, image_size=image_size, batch_size=batch_size,
                                            samples_per_class=samples_per_class, max_samples=max_samples)
     candidates, candidate_provenance = resolve_candidates(models)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import datasets
 import pytest
@@ -28,16 +30,45 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"lead-hub {lead_hub.__version__}"
 
 
-def test_rank_caches_features_by_default_like_the_cli(models, image_folder, tmp_path, monkeypatch):  # noqa: F811
+def test_rank_caches_features_in_the_user_cache_by_default(models, image_folder, tmp_path,  # noqa: F811
+                                                            monkeypatch):
+    cache = tmp_path / "user-cache"
+    monkeypatch.setenv("LEAD_HUB_CACHE", str(cache))
     monkeypatch.chdir(tmp_path)
     first = _rank([models["first"]], image_folder)
     second = _rank([models["first"]], image_folder)
-    assert (tmp_path / lead_hub.DEFAULT_CACHE_DIR).is_dir()
+    assert (cache / "features").is_dir() and sorted(path.name for path in tmp_path.iterdir()) == ["user-cache"]
     assert "cache" not in first.table["notes"].iloc[0]
     assert "features read from the cache" in second.table["notes"].iloc[0]
     assert second.table["lead"].iloc[0] == first.table["lead"].iloc[0]
     _rank([models["second"]], image_folder, cache_dir=None)
-    assert len(list((tmp_path / lead_hub.DEFAULT_CACHE_DIR).iterdir())) == 1  # cache_dir=None wrote nothing
+    assert len(list((cache / "features").iterdir())) == 1  # cache_dir=None wrote nothing
+
+
+def test_user_cache_follows_the_environment(tmp_path, monkeypatch):
+    from lead_hub.cache import cache_home
+
+    monkeypatch.delenv("LEAD_HUB_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert Path(lead_hub.DEFAULT_CACHE_DIR) == tmp_path / "xdg" / "lead_hub" / "features"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_home() == tmp_path / "home" / ".cache" / "lead_hub"
+    monkeypatch.setenv("LEAD_HUB_CACHE", str(tmp_path / "chosen"))
+    assert Path(lead_hub.DEFAULT_CACHE_DIR) == tmp_path / "chosen" / "features"
+
+
+def test_a_second_clone_of_the_same_weights_reads_the_cache(models, image_folder, tmp_path):  # noqa: F811
+    clone = tmp_path / "another-clone" / "first"
+    shutil.copytree(models["first"].removeprefix("local-dir:"), clone)
+    cache = tmp_path / "cache"
+    first = _rank([models["first"]], image_folder, cache_dir=cache)
+    again = _rank([f"local-dir:{clone}"], image_folder, cache_dir=cache)
+    assert "features read from the cache" in again.table["notes"].iloc[0]
+    assert again.table["lead"].iloc[0] == first.table["lead"].iloc[0]
+    (clone / "model.safetensors").write_bytes((clone / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\1")
+    changed = _rank([f"local-dir:{clone}"], image_folder, cache_dir=cache)  # other weights: another entry
+    assert "cache" not in changed.table["notes"].iloc[0]
 
 
 def _as_dataset(folder) -> datasets.Dataset:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lead_hub import DEFAULT_CACHE_DIR
+from lead_hub.cache import CACHE_VARIABLE, DEFAULT_CACHE_DIR, UNPUBLISHED_DIR
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--push-to-hub", metavar="OWNER/NAME",
                         help="merge the leaderboard into this Hub dataset repository (see 'lead-hub push')")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
-                        help=f"feature cache (default: {DEFAULT_CACHE_DIR} in the current folder)")
+                        help=f"feature cache (default: features/ of the per-user cache, ${CACHE_VARIABLE}, else "
+                             "$XDG_CACHE_HOME/lead_hub, else ~/.cache/lead_hub)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
@@ -175,8 +176,9 @@ def _json_or_text(value: str):
 
 
 def _push(board, repo_id: str, output: Path | None) -> int:
-    """Publish ``board``; when that fails, keep it as parquet (in ``output``, else ``./lead_hub_unpublished``) and
-    print the ``lead-hub push`` command that publishes it (safe to repeat: rows merge by key)."""
+    """Publish ``board``; when that fails, keep it as parquet (in ``output``, else in ``unpublished/`` of the
+    per-user cache: :data:`lead_hub.cache.UNPUBLISHED_DIR`) and print the ``lead-hub push`` command that publishes
+    it (safe to repeat: rows merge by key)."""
     from lead_hub.cli.push import push_command
     from lead_hub.hub import HubError, push_leaderboard
     from lead_hub.hub_merge import run_id
@@ -188,7 +190,7 @@ def _push(board, repo_id: str, output: Path | None) -> int:
         if output is not None:
             saved = output / "leaderboard.parquet"
         else:
-            saved = board.save(Path("lead_hub_unpublished"), formats=("parquet",),
+            saved = board.save(Path(UNPUBLISHED_DIR), formats=("parquet",),
                                stem=f"leaderboard-{run_id(board.provenance)}")[0]
         command = push_command(argparse.Namespace(results=saved, repo_id=repo_id))
         print(f"the leaderboard is saved in {saved}; publish it with: {command}", file=sys.stderr)
