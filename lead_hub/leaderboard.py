@@ -156,22 +156,35 @@ class Leaderboard:
 
     def to_rich(self, width: int | None = None) -> Table:
         """A rich console table: rank, short model name, the scores, size, times and Pareto flag; the notes as a
-        caption below. Model names are never cut: when ``width`` is too narrow for every column, the times, the
-        size, the Pareto flag and then the secondary scores are left out (in that order)."""
+        caption below. Model names are never cut. When ``width`` is too narrow for every column, the times are left
+        out first, then the columns are packed closer, then the size and the Pareto flag go, and only then the
+        secondary scores (the last asked for first), which the caption names so that none goes missing unsaid."""
         names = display_names(self.table["model_id"])
-        optional = ["score_seconds", "extract_seconds", "num_params", "pareto", *self.metrics[:0:-1]]
         shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto"]
+        steps = ["score_seconds", "extract_seconds", "compact", "num_params", "pareto", *self.metrics[:0:-1]]
+        compact, hidden = False, []
         while True:
-            table = self._rich_table(shown, names)
-            if width is None or not optional or _natural_width(table) <= width:
+            table = self._rich_table(shown, names, compact, hidden, width)
+            if width is None or not steps or _natural_width(table) <= width:
                 return table
-            shown.remove(optional.pop(0))
+            step = steps.pop(0)
+            if step == "compact":
+                compact = True
+                continue
+            shown.remove(step)
+            if step in self.metrics:
+                hidden.insert(0, step)
 
-    def _rich_table(self, shown: list[str], names: dict[str, str]) -> Table:
+    def _rich_table(self, shown: list[str], names: dict[str, str], compact: bool = False,
+                    hidden: list[str] = (), width: int | None = None) -> Table:
         noted = self.table[self.table["notes"].ne("")]
-        table = Table(title=escape(self.title),
-                      caption=escape("\n".join(f"{names[row.model_id]}: {row.notes}" for row in noted.itertuples())),
-                      caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        caption = [f"{names[row.model_id]}: {row.notes}" for row in noted.itertuples()]
+        if hidden:
+            caption.insert(0, f"not shown at {width} columns: {', '.join(hidden)} (widen the terminal, or save the "
+                              "leaderboard: its files hold every score)")
+        table = Table(title=escape(self.title), caption=escape("\n".join(caption)), caption_justify="left",
+                      box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=not compact,
+                      padding=(0, 0) if compact else (0, 1))
         headers = {"model_id": "model", "num_params": "params", "extract_seconds": "extract s",
                    "score_seconds": "score s"}
         for column in shown:
@@ -220,10 +233,15 @@ class Leaderboard:
 
     @property
     def title(self) -> str:
-        """``lead_hub leaderboard: <dataset> [<split>], <N> samples``."""
+        """``lead_hub leaderboard: <dataset> [<split>], <N> samples``; the parts the provenance lacks (a CSV file
+        keeps none) are left out."""
         provenance = self.provenance
-        return (f"lead_hub leaderboard: {provenance.get('dataset', '')} [{provenance.get('split', '')}], "
-                f"{provenance.get('samples', '?')} samples")
+        title = "lead_hub leaderboard"
+        if provenance.get("dataset"):
+            title += f": {provenance['dataset']}" + (f" [{provenance['split']}]" if provenance.get("split") else "")
+        if provenance.get("samples") is not None:
+            title += f", {provenance['samples']} samples"
+        return title
 
     @property
     def warnings(self) -> list[str]:
@@ -398,6 +416,11 @@ def ranking_warnings(table: pd.DataFrame, metrics: list[str], samples: int | Non
     """
     names = display_names(table["model_id"])
     warnings = []
+    unscored = _unscored_models(table, metrics)
+    if unscored.any():
+        listed = ", ".join(names[model_id] for model_id in table["model_id"][unscored])
+        warnings.append(f"no score for {int(unscored.sum())} of {len(table)} models ({listed}): they could not be "
+                        "loaded or run; the notes say why.")
     for metric in metrics:
         if metric not in table.columns:
             continue
@@ -420,12 +443,31 @@ def ranking_warnings(table: pd.DataFrame, metrics: list[str], samples: int | Non
             tied_names = ", ".join(names[model_id] for model_id in table["model_id"][tied])
             warnings.append(f"{metric} cannot rank {int(tied.sum())} models that all score {scores[index]:.6g} "
                             f"({tied_names}): {why}")
-        if not finite.all():
-            missing = ", ".join(names[model_id] for model_id in table["model_id"][~finite])
-            warnings.append(f"{metric} has no score for {int((~finite).sum())} of {len(scores)} models ({missing}); "
-                            "the notes say why. Where it failed for lack of data, use more samples per class, or "
-                            "rank with another metric.")
+        missing = ~finite & ~unscored
+        if missing.any():
+            listed = ", ".join(names[model_id] for model_id in table["model_id"][missing])
+            warnings.append(f"{metric} has no score for {int(missing.sum())} of {len(scores)} models ({listed}): "
+                            f"{_why_missing(metric, table['notes'][missing] if 'notes' in table.columns else [])}")
     return warnings
+
+
+def _unscored_models(table: pd.DataFrame, metrics: list[str]) -> np.ndarray:
+    """Models without any score: failed before a metric could run (not loaded, extraction failed)."""
+    present = [metric for metric in metrics if metric in table.columns]
+    if not present:
+        return np.zeros(len(table), dtype=bool)
+    return ~np.isfinite(table[present].to_numpy(float)).any(axis=1)
+
+
+def _why_missing(metric: str, notes) -> str:
+    """Advice for a metric's missing scores that fits their cause, read from the models' notes."""
+    notes = [str(note) for note in notes]
+    if notes and all(f"{metric}: not applicable" in note for note in notes):
+        return "the metric does not apply to them (the notes say why); rank with another metric to compare them."
+    if any(f"{metric} failed" in note for note in notes):
+        return ("the metric failed on them; the notes say why. Where it failed for lack of data, use more samples "
+                "per class; otherwise rank with another metric.")
+    return "the notes say why."
 
 
 def _natural_width(table: Table) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -105,6 +106,11 @@ def saved_board(tmp_path) -> Leaderboard:
 def test_leaderboard_show_reads_a_saved_file(saved_board, tmp_path, capsys, extension):
     path = tmp_path / f"leaderboard.{extension}"
     assert main(["leaderboard", "show", str(path)]) == 0
+    shown = capsys.readouterr().out  # the console table of `lead-hub rank`, not a markdown table of every column
+    title = "lead_hub leaderboard" if extension == "csv" else "lead_hub leaderboard: d [train], 20 samples"
+    assert title in shown and "|" not in shown and "sha256" not in shown
+    assert re.search(r"^\s*1\s+b\s+-0\.5\b", shown, re.M) and re.search(r"^\s*2\s+a\s+-1\b", shown, re.M)
+    assert main(["leaderboard", "show", str(path), "--format", "markdown"]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith(f"# leaderboard.{extension}") and shown.index("| 1 | b |") < shown.index("| 2 | a |")
     assert main(["leaderboard", "show", str(path), "--format", "json"]) == 0
@@ -121,4 +127,7 @@ def test_leaderboard_show_prints_the_warnings(tmp_path, capsys):
              "extract_seconds": 1.0, "score_seconds": 0.1, "notes": ""} for name in ("a", "b")]
     Leaderboard.from_rows(rows, {"dataset": "d", "samples": 20, "metrics": ["hscore"]}).to_json(tmp_path / "b.json")
     assert main(["leaderboard", "show", str(tmp_path / "b.json")]) == 0
-    assert "warning: hscore cannot rank 2 models that all score 9" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "warning" not in printed.out  # stdout holds the table alone; each warning is one line on stderr
+    assert printed.err.startswith("lead-hub leaderboard: warning: hscore cannot rank 2 models that all score 9")
+    assert printed.err.count("\n") == 1

@@ -75,7 +75,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_rank(arguments: argparse.Namespace) -> int:
     from lead_hub.ranking import check_settings, rank
-    from lead_hub.zoo import search_zoo
 
     # Seconds of checks before minutes of work: sizes, metric options (exit code 2) and the Hub token (1).
     metric_names = [name for item in arguments.metrics for name in item.split(",") if name]
@@ -93,7 +92,7 @@ def run_rank(arguments: argparse.Namespace) -> int:
             print(f"lead-hub rank: error: {error} (checked before ranking: nothing was computed)", file=sys.stderr)
             return 1
     if arguments.search is not None:
-        models = search_zoo(arguments.search, limit=arguments.search_limit, library=arguments.library)
+        models = _search(arguments.search, arguments.search_limit, arguments.library)
     else:
         models = arguments.zoo if arguments.zoo is not None else arguments.models
     board = rank(
@@ -117,7 +116,7 @@ def run_rank(arguments: argparse.Namespace) -> int:
         label_column=arguments.label_column,
     )
     console = Console()
-    console.print(board)
+    print_leaderboard(board, console, "rank")
     if arguments.output is not None:
         for path in board.save(arguments.output):
             console.print(f"wrote {path}")
@@ -127,6 +126,36 @@ def run_rank(arguments: argparse.Namespace) -> int:
     if arguments.push_to_hub is not None:
         return _push(board, arguments.push_to_hub, arguments.output)
     return 0
+
+
+def print_leaderboard(board, console: Console, command: str) -> None:
+    """The ranked table on stdout, fitted to the console's width; the ranking's warnings on stderr, one line each
+    (a table redirected to a file holds only the table)."""
+    console.print(board.to_rich(console.width))
+    for warning in board.warnings:
+        print(f"lead-hub {command}: warning: {warning}", file=sys.stderr)
+
+
+def _search(query: str, limit: int, library: str | None):
+    """The zoo of ``--search``; without the Hub, a ConnectionError in one plain sentence (a search cannot be
+    answered from a local cache, so none is suggested)."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from lead_hub import network
+    from lead_hub.zoo import search_zoo
+
+    if constants.HF_HUB_OFFLINE:
+        raise ConnectionError("--search asks the Hub, and HF_HUB_OFFLINE=1 is set: unset it to search, or name the "
+                              "models with --models or --zoo")
+    try:
+        with network.outage_reported_by_caller():
+            return search_zoo(query, limit=limit, library=library)
+    except OfflineModeIsEnabled as error:
+        found = network.outage()
+        cause = found.describe() if found is not None else error_line(error)
+        raise ConnectionError(f"--search asks the Hub, and {cause}: check the network (and HF_ENDPOINT), or name "
+                              "the models with --models or --zoo") from None
 
 
 def _why_none_scored() -> str:
