@@ -377,8 +377,10 @@ def _add_lead_arrays(candidate: Candidate, result: _ModelResult, images, lead_op
     result.row["score_seconds"] += time.perf_counter() - started
     where = "read from the cache" if norms.computed_rows == 0 else \
         f"{norms.computed_rows} computed on {norms.device} in {norms.seconds:.1f} s"
-    result.notes.append(f"lead: whole-network NTK over {norms.trainable_parameters:,} backbone parameters and the "
-                        f"head, {len(norms.rows)} images ({where})")
+    # The model's true size, as in the params column: a zoo's narrow network is stored zero-padded to a wider one.
+    size = result.row.get("num_params") or norms.trainable_parameters
+    result.notes.append(f"lead: whole-network NTK over {size:,} backbone parameters and the head, "
+                        f"{len(norms.rows)} images ({where})")
 
 
 def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, per_class: bool,
