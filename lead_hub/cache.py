@@ -55,7 +55,8 @@ class UserCacheFolder(os.PathLike):
         return self.__fspath__()
 
     def __repr__(self) -> str:
-        return f"<lead_hub user cache: {self.name}/ under ${CACHE_VARIABLE}, $XDG_CACHE_HOME/lead_hub or ~/.cache/lead_hub>"
+        return (f"<lead_hub user cache: {self.name}/ under ${CACHE_VARIABLE}, $XDG_CACHE_HOME/lead_hub or "
+                "~/.cache/lead_hub>")
 
     def __eq__(self, other) -> bool:
         return isinstance(other, UserCacheFolder) and other.name == self.name

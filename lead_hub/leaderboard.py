@@ -62,7 +62,30 @@ READABLE_SUFFIXES = (".csv", ".json", ".parquet", ".md")
 
 @dataclass(repr=False)
 class Leaderboard:
-    """A ranked table of models with the provenance of the run that produced it (see the module docstring)."""
+    """A ranked table of models with the provenance of the run that produced it (see the module docstring).
+
+    :func:`lead_hub.rank` returns one; :meth:`load` and :meth:`from_hub` read one back. Printed (or shown in a
+    notebook) it is the console table; :meth:`plot` charts it, :meth:`save` writes it, :meth:`push_to_hub`
+    publishes it.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per model, best first: ``rank``, ``model_id``, one column per metric, size, times, ``pareto``,
+        ``notes`` (see the module docstring).
+    provenance : dict
+        JSON-ready settings of the run: ``metrics`` (primary first), dataset, sample, versions, ...
+    per_class : pandas.DataFrame, optional
+        Per-class diagnostics (``rank(..., per_class=True)``), one row per (model, metric, class).
+
+    Examples
+    --------
+    >>> from lead_hub import rank, Leaderboard
+    >>> board = rank("demo", "demo", image_size=64)            # doctest: +SKIP
+    >>> board.best_model, board.metrics                         # doctest: +SKIP
+    >>> board.save("runs/")                                     # doctest: +SKIP
+    >>> Leaderboard.load("runs/leaderboard.parquet").table      # doctest: +SKIP
+    """
 
     table: pd.DataFrame
     provenance: dict
@@ -101,7 +124,27 @@ class Leaderboard:
 
     def save(self, directory: str | Path, *, formats: tuple[str, ...] = FORMATS,
              stem: str = "leaderboard") -> list[Path]:
-        """Write ``<directory>/<stem>.<format>`` for each format (csv, json, parquet, md, png); return the paths."""
+        """Write the leaderboard in several formats at once.
+
+        Parameters
+        ----------
+        directory : str or Path
+            The folder (created when missing).
+        formats : tuple of str
+            Among csv, json, parquet, md and png (default: all five).
+        stem : str
+            The file name without extension.
+
+        Returns
+        -------
+        list of Path
+            ``<directory>/<stem>.<format>`` for each format, in the order given.
+
+        Examples
+        --------
+        >>> board.save("runs/", formats=("parquet", "png"))   # doctest: +SKIP
+        [PosixPath('runs/leaderboard.parquet'), PosixPath('runs/leaderboard.png')]
+        """
         unknown = set(formats) - set(FORMATS)
         if unknown:
             raise ValueError(f"unknown leaderboard formats {sorted(unknown)}; choose among {', '.join(FORMATS)}")
@@ -146,13 +189,79 @@ class Leaderboard:
             Path(path).write_text(text, encoding="utf-8")
         return text
 
-    def plot(self, path: str | Path) -> None:
-        """A PNG: the primary score per model as a dot plot (best on top) and score versus size with the Pareto
-        front (:mod:`lead_hub.chart`)."""
-        from lead_hub.chart import save_chart
+    def plot(self, path: str | Path | None = None):
+        """Chart the ranking: the primary score per model as a dot plot (best on top) and score versus size with
+        the Pareto front (:mod:`lead_hub.chart`).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Where to write the chart as a PNG; None (the default) writes nothing.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The chart. A notebook shows it inline; ``figure.savefig(...)`` writes it in any format.
+
+        Examples
+        --------
+        >>> board = rank("demo", "demo", image_size=64)          # doctest: +SKIP
+        >>> board.plot()                                          # doctest: +SKIP
+        >>> board.plot("runs/chart.png")                          # doctest: +SKIP
+        """
+        from lead_hub.chart import leaderboard_figure
 
         title = f"{self.provenance.get('dataset', '')} [{self.provenance.get('split', '')}]"
-        save_chart(self.table, self.primary_metric, display_names(self.table["model_id"]), title, path)
+        figure = leaderboard_figure(self.table, self.primary_metric, display_names(self.table["model_id"]), title)
+        if path is not None:
+            figure.savefig(path, dpi=110)
+        return figure
+
+    def push_to_hub(self, repo_id: str, *, create_pr: bool = False, private: bool = False,
+                    commit_message: str | None = None, license: str = "apache-2.0", top_k: int = 10,
+                    token: str | None = None):
+        """Publish this ranking to the Hub dataset repository ``repo_id``, merged with the rankings there.
+
+        Rows merge by key (dataset, sample, settings and model): publishing the same ranking again replaces its
+        own rows and never duplicates them. Absolute local paths are never published. See
+        :func:`lead_hub.hub.push_leaderboard` and ``lead-hub push``.
+
+        Parameters
+        ----------
+        repo_id : str
+            ``owner/name`` of a dataset repository; created (``private`` applies then) when it does not exist.
+        create_pr : bool
+            Propose the change as a pull request against ``main`` instead of committing it.
+        private : bool
+            Create the repository private.
+        commit_message : str, optional
+            The commit title (default: names the datasets and the number of rows).
+        license : str
+            The license of the dataset card (default: apache-2.0).
+        top_k : int
+            Models shown per ranking in the dataset card (the parquet table keeps every row).
+        token : str, optional
+            A Hub token; by default ``HF_TOKEN`` or your ``hf auth login``. Never stored or printed.
+
+        Returns
+        -------
+        lead_hub.hub.PushResult
+            The commit (or pull request) made and how the rows merged.
+
+        Raises
+        ------
+        lead_hub.hub.HubError
+            With a message naming the repository and the fix (no token, offline, conflict, ...).
+
+        Examples
+        --------
+        >>> board = rank("demo", "demo", image_size=64)                  # doctest: +SKIP
+        >>> board.push_to_hub("my-user/vision-leaderboard").commit_url    # doctest: +SKIP
+        """
+        from lead_hub.hub import push_leaderboard
+
+        return push_leaderboard(self.table, self.provenance, repo_id, create_pr=create_pr, private=private,
+                                commit_message=commit_message, license=license, top_k=top_k, token=token)
 
     def to_rich(self, width: int | None = None) -> Table:
         """A rich console table: rank, short model name, the scores, size, times and Pareto flag; the notes as a
@@ -251,8 +360,82 @@ class Leaderboard:
     # ---- reading ---------------------------------------------------------------------------------------------
 
     @classmethod
+    def from_hub(cls, repo_id: str, *, dataset: str | None = None, revision: str | None = None,
+                 token: str | None = None) -> "Leaderboard":
+        """Read one ranking back from a leaderboard published on the Hub.
+
+        A published leaderboard holds every ranking pushed to it (one per dataset, sample and settings); the one
+        read is the only ranking there, or the only one of ``dataset``.
+
+        Parameters
+        ----------
+        repo_id : str
+            ``owner/name`` of the leaderboard's dataset repository.
+        dataset : str, optional
+            The dataset whose ranking to read, as the leaderboard names it (its ``dataset`` column); needed
+            when the repository holds several rankings.
+        revision : str, optional
+            A branch, tag, commit or ``refs/pr/N`` (default: the head of ``main``).
+        token : str, optional
+            A Hub token for a private repository (default: ``HF_TOKEN`` or your login).
+
+        Returns
+        -------
+        Leaderboard
+            The ranking's rows, ranked as published, with the provenance of the run that produced them.
+
+        Raises
+        ------
+        ValueError
+            When several rankings match; the message lists them.
+        lead_hub.hub.HubError
+            When the repository cannot be read (missing, not a leaderboard, offline).
+
+        Examples
+        --------
+        >>> board = Leaderboard.from_hub("my-user/vision-leaderboard", dataset="demo")   # doctest: +SKIP
+        >>> board.best_model                                                           # doctest: +SKIP
+        """
+        from lead_hub.hub import read_leaderboard
+        from lead_hub.hub_merge import RUN_KEY, row_keys
+
+        published = read_leaderboard(repo_id, revision=revision, token=token)
+        table = published.table
+        if dataset is not None:
+            table = table[table["dataset"].astype(str) == str(dataset)]
+        rankings = row_keys(table, RUN_KEY) if not table.empty else pd.Series(dtype=object)
+        if rankings.nunique() != 1:
+            found = sorted({f"{row.dataset} [{row.split}]" for row in published.table.itertuples()})
+            which = "no ranking" if rankings.empty else f"{rankings.nunique()} rankings"
+            raise ValueError(f"{published.repo_id} holds {which}"
+                             f"{f' of dataset {dataset!r}' if dataset is not None else ''}; it has rankings of "
+                             f"{', '.join(found)}: pass dataset= to choose one")
+        run = table["run_id"].mode().iloc[0] if "run_id" in table.columns else None
+        provenance = dict(published.provenance_by_run.get(run) or {})
+        if "metrics" not in provenance:
+            provenance["metrics"] = json.loads(table["metric_settings"].iloc[0])["metrics"]
+        columns = [column for column in (*FIXED_COLUMNS_BEFORE, *provenance["metrics"], *FIXED_COLUMNS_AFTER)
+                   if column in table.columns and column not in ("rank", "pareto")]
+        return cls.from_rows(table[columns].to_dict(orient="records"), provenance)
+
+    @classmethod
     def load(cls, path: str | Path) -> "Leaderboard":
-        """Read a leaderboard written by ``save`` (csv, json, parquet or md, by extension)."""
+        """Read a leaderboard written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``.csv``, ``.json``, ``.parquet`` or ``.md`` file, read by its extension. CSV keeps no provenance:
+            the metrics are then the columns that are not fixed ones.
+
+        Returns
+        -------
+        Leaderboard
+
+        Examples
+        --------
+        >>> Leaderboard.load("runs/leaderboard.parquet").best_model   # doctest: +SKIP
+        """
         path = Path(path)
         readers = {".csv": _read_csv, ".json": _read_json, ".parquet": _read_parquet, ".md": _read_markdown}
         if path.suffix not in READABLE_SUFFIXES:

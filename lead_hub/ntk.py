@@ -329,8 +329,8 @@ def _compute(backbone, network, images, todo, head, device, batch_size, num_work
 
     batched = vmap(sample_sq_norm, in_dims=(None, 0))
     results, micro_batch, reached = {}, batch_size, None
-    bar = tqdm(total=cached_count + len(todo), initial=cached_count, desc=f"NTK {public_model_id(backbone.model_id)}", unit="img",
-               disable=not progress)
+    bar = tqdm(total=cached_count + len(todo), initial=cached_count, desc=f"NTK {public_model_id(backbone.model_id)}",
+               unit="img", disable=not progress)
     for chunk_index, pixels in enumerate(loader):
         pixels = pixels.to(device)
         if reached is None:

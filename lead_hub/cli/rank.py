@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 
 from lead_hub.cache import CACHE_VARIABLE, DEFAULT_CACHE_DIR, UNPUBLISHED_DIR
@@ -42,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="stop when a sampled image does not decode (default: skip it with a warning, listed "
                              "in the provenance)")
     parser.add_argument("--dataset-revision", help="branch, tag or commit of a Hub dataset")
+    parser.add_argument("--dataset-config", metavar="NAME", help="configuration (subset) of a Hub dataset")
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument("--samples-per-class", type=int, help="images drawn per class (default: all)")
     sampling.add_argument("--max-samples", type=int, help="images drawn in all, stratified by class")
@@ -50,13 +52,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="resize every image to this square size for every model (default: each model's own "
                              "preprocessing)")
     parser.add_argument("--metrics", nargs="+", default=["lead"], metavar="NAME",
-                        help="metrics, primary first (default: lead); see lead_hub.metrics.available()")
+                        help="metrics, primary first (default: %(default)s); 'lead-hub metrics' lists them all")
     parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
                         help="an option of one metric, e.g. lead.rate_scale=per_model, or lead.ntk=full for "
                              "LEAD's NTK over every parameter of the model and its head (gradients computed with "
                              "the model, cached beside the features) with lead.head_input=raw|standardized (VALUE "
                              "is read as JSON when it parses, else as a string); repeatable")
-    parser.add_argument("--per-class", action="store_true", help="also write per-class diagnostics (JSON output)")
+    parser.add_argument("--per-class", action="store_true",
+                        help="also show per-class diagnostics (LEAD's per-class rates and eigenvalues) under the "
+                             "table, and keep them in --output's leaderboard.json")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="write leaderboard.{csv,json,parquet,md,png} into DIR")
     parser.add_argument("--push-to-hub", metavar="OWNER/NAME",
@@ -114,9 +118,12 @@ def run_rank(arguments: argparse.Namespace) -> int:
         strict=arguments.strict,
         image_column=arguments.image_column,
         label_column=arguments.label_column,
+        config=arguments.dataset_config,
     )
     console = Console()
     print_leaderboard(board, console, "rank")
+    if arguments.per_class:
+        print_per_class(board, console, saved=arguments.output is not None)
     if arguments.output is not None:
         for path in board.save(arguments.output):
             console.print(f"wrote {path}")
@@ -134,6 +141,37 @@ def print_leaderboard(board, console: Console, command: str) -> None:
     console.print(board.to_rich(console.width))
     for warning in board.warnings:
         print(f"lead-hub {command}: warning: {warning}", file=sys.stderr)
+
+
+def print_per_class(board, console: Console, *, saved: bool) -> None:
+    """One table per per-class diagnostic (e.g. LEAD's per-class rates): a row per class, a column per model,
+    headed by its rank in the leaderboard (``#1`` ...) so that the table stays narrow."""
+    from rich import box
+    from rich.table import Table
+
+    per_class = board.per_class
+    if per_class is None or per_class.empty:
+        console.print("per-class diagnostics: none of the chosen metrics gives any "
+                      f"({', '.join(board.metrics)}; lead does)")
+        return
+    ranked = [model_id for model_id in board.table["model_id"] if model_id in set(per_class["model_id"])]
+    ranks = dict(zip(board.table["model_id"], board.table["rank"]))
+    fixed = {"model_id", "metric", "class_index", "class_name", "samples"}
+    for field in [column for column in per_class.columns if column not in fixed]:
+        values = per_class.dropna(subset=[field]).pivot_table(index=["class_index", "class_name", "samples"],
+                                                              columns="model_id", values=field)
+        console.print(f"\n{field} per class (models by rank)")  # a title line: the narrow table would wrap it
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("class", overflow="fold")
+        table.add_column("n", justify="right")
+        shown = [model_id for model_id in ranked if model_id in values.columns]
+        for model_id in shown:
+            table.add_column(f"#{ranks[model_id]}" if ranks[model_id] is not pd.NA else "-", justify="right")
+        for (_, class_name, samples), row in values.iterrows():
+            table.add_row(str(class_name), str(samples), *(f"{row[model_id]:.4g}" for model_id in shown))
+        console.print(table)
+    if not saved:
+        console.print("every per-class value, with the model ids: --output DIR (leaderboard.json, \"per_class\")")
 
 
 def _search(query: str, limit: int, library: str | None):
