@@ -42,3 +42,13 @@ def test_cli_text_lists_aliases_and_needs(capsys):
     out = capsys.readouterr().out
     assert "pactran (also pactran_gauss, pactran-gauss):" in out
     assert "needs: features + source logits" in out
+
+
+def test_every_summary_is_one_plain_sentence():
+    """Issue 19: `lead-hub metrics` and the Space describe each metric in words a user knows; the formula is in
+    docs/metrics.md."""
+    for row in describe():
+        summary = row["summary"]
+        assert summary[0].isupper() and summary.endswith(".") and summary.count(". ") == 0, summary
+        assert len(summary) <= 110 and not any(mark in summary for mark in ("x ", "(", "=", "NTK", "PCA", "tr(")), \
+            summary
