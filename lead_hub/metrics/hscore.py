@@ -30,7 +30,7 @@ from lead_hub.metrics._validation import check_inputs
 
 @register(
     "hscore",
-    summary="How much of the features' spread is explained by the class they belong to.",
+    summary="How much of the features' spread is explained by the class they belong to",
     reference="Bao et al., An Information-Theoretic Approach to Transferability in Task Transfer Learning, ICIP 2019",
     aliases=("h-score",),
 )
