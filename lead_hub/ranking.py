@@ -273,7 +273,8 @@ def resolve_dataset(dataset):
     """The source behind a dataset alias (``demo``); any other value (a ``datasets.Dataset`` too) unchanged.
 
     An alias that is also an existing path of the working directory (a folder ``./demo`` of the user's own) keeps
-    meaning the built-in sample, with a warning saying so and how to rank the path instead.
+    meaning the built-in sample, with a warning saying so and how to rank the path instead; the repository's own
+    ``demo/`` folder, in this clone or another, is no such path.
     """
     if _is_dataset_object(dataset) or str(dataset) not in DATASET_ALIASES:
         return dataset
@@ -283,10 +284,21 @@ def resolve_dataset(dataset):
 
         raise FileNotFoundError(f"dataset {str(dataset)!r} is {alias.name}: {NOT_A_CLONE_HINT}")
     local = Path(str(dataset))
-    if local.exists() and local.resolve() not in (alias.resolve(), alias.resolve().parent):
+    if local.exists() and not _is_a_copy_of(local, alias):
         logger.warning("dataset %r means the built-in sample %s; %s also exists here: pass ./%s to rank it instead",
                        str(dataset), alias.name, local.resolve(), dataset)
     return alias
+
+
+def _is_a_copy_of(local: Path, alias: Path) -> bool:
+    """Whether ``local`` is ``alias``, its folder, or the same file(s) in another clone of the repository (a user
+    with two clones runs one clone's code from the other's folder): then it is no other dataset to warn about."""
+    import filecmp
+
+    if local.resolve() in (alias.resolve(), alias.resolve().parent):
+        return True
+    copy = local / alias.name if local.is_dir() else local
+    return copy.is_file() and filecmp.cmp(copy, alias, shallow=False)
 
 
 def dataset_name(dataset: str | Path) -> str:

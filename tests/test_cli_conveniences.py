@@ -65,3 +65,22 @@ def test_an_install_without_the_repository_folders_says_what_to_do(tmp_path, mon
     with pytest.raises(FileNotFoundError, match="dataset 'demo' is eurosat_mini.zip: the shipped zoos and the demo "
                                                 "come with a clone"):
         ranking.resolve_dataset("demo")
+
+
+def test_the_readme_command_in_another_clone_does_not_warn_about_its_demo_folder(tmp_path, monkeypatch, caplog):
+    """Issue 19: `lead-hub rank --zoo demo --dataset demo` from a second clone (running the first clone's code)
+    warned that the clone's own demo/ folder "also exists here"."""
+    import logging
+    import shutil
+
+    clone = tmp_path / "lead-hub"
+    (clone / "demo").mkdir(parents=True)
+    shutil.copy(ranking.DEMO_DATASET, clone / "demo" / ranking.DEMO_DATASET.name)
+    monkeypatch.chdir(clone)
+    with caplog.at_level(logging.WARNING, logger="lead_hub.ranking"):
+        assert ranking.resolve_dataset("demo") == ranking.DEMO_DATASET
+    assert caplog.text == ""
+    (clone / "demo" / ranking.DEMO_DATASET.name).write_bytes(b"my own zip")  # a different demo: still warned
+    with caplog.at_level(logging.WARNING, logger="lead_hub.ranking"):
+        ranking.resolve_dataset("demo")
+    assert "also exists here" in caplog.text

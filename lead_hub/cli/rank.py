@@ -11,7 +11,6 @@ import os
 import sys
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 
 from lead_hub.cache import CACHE_VARIABLE, DEFAULT_CACHE_DIR, UNPUBLISHED_DIR
@@ -146,6 +145,7 @@ def print_leaderboard(board, console: Console, command: str) -> None:
 def print_per_class(board, console: Console, *, saved: bool) -> None:
     """One table per per-class diagnostic (e.g. LEAD's per-class rates): a row per class, a column per model,
     headed by its rank in the leaderboard (``#1`` ...) so that the table stays narrow."""
+    import pandas as pd
     from rich import box
     from rich.table import Table
 
@@ -166,7 +166,7 @@ def print_per_class(board, console: Console, *, saved: bool) -> None:
         table.add_column("n", justify="right")
         shown = [model_id for model_id in ranked if model_id in values.columns]
         for model_id in shown:
-            table.add_column(f"#{ranks[model_id]}" if ranks[model_id] is not pd.NA else "-", justify="right")
+            table.add_column("-" if pd.isna(ranks[model_id]) else f"#{ranks[model_id]}", justify="right")
         for (_, class_name, samples), row in values.iterrows():
             table.add_row(str(class_name), str(samples), *(f"{row[model_id]:.4g}" for model_id in shown))
         console.print(table)
@@ -181,6 +181,7 @@ def _search(query: str, limit: int, library: str | None):
     from huggingface_hub.errors import OfflineModeIsEnabled
 
     from lead_hub import network
+    from lead_hub.decoding import error_line
     from lead_hub.zoo import search_zoo
 
     if constants.HF_HUB_OFFLINE:
