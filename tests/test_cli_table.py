@@ -160,3 +160,21 @@ def test_rank_prints_the_table_on_stdout_and_each_warning_once_on_stderr(models,
     unloaded = [line for line in lines if "missing" in line and "no score" in line]
     assert len(unloaded) == 1 and "could not be loaded or run" in unloaded[0]
     assert "more samples" not in unloaded[0]
+
+
+def test_a_piped_table_at_80_columns_shows_every_score_and_no_warning(tmp_path):
+    """The real console entry point with its stdout into a pipe (`... | cat`) and COLUMNS=80: every requested
+    score is a column of the table, and the warnings go to stderr, out of the piped table."""
+    import os
+    import subprocess
+    import sys
+
+    _demo_board().to_json(tmp_path / "board.json")
+    command = f"{sys.executable} -m lead_hub.cli leaderboard show {tmp_path / 'board.json'} | cat"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    header = next(line for line in done.stdout.splitlines() if line.split()[:2] == ["rank", "model"])
+    assert header.split()[2:] == FIVE_METRICS
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80 and "warning" not in done.stdout
+    assert done.stderr.startswith("lead-hub leaderboard: warning: hscore cannot rank 6 models")
