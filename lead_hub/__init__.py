@@ -5,8 +5,8 @@
 >>> board.table[["rank", "model_id", "lead"]]          # doctest: +SKIP
 
 Public API: :func:`rank`, :class:`Leaderboard`, the metric registry :mod:`lead_hub.metrics`, ``__version__`` and
-``DEFAULT_CACHE_DIR`` (the feature cache of ``rank`` and ``lead-hub rank``: ``.lead_hub_cache`` in the current
-folder).
+``DEFAULT_CACHE_DIR`` (the feature cache of ``rank`` and ``lead-hub rank``: ``features/`` in the per-user cache,
+``$LEAD_HUB_CACHE``, else ``$XDG_CACHE_HOME/lead_hub``, else ``~/.cache/lead_hub``; see :mod:`lead_hub.cache`).
 They are imported on first use, so ``import lead_hub`` (and every ``lead-hub`` command) stays fast.
 """
 
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from pathlib import Path
 
-DEFAULT_CACHE_DIR = Path(".lead_hub_cache")
+from lead_hub.cache import DEFAULT_CACHE_DIR
 
 try:
     __version__ = importlib.metadata.version("lead-hub")

@@ -27,15 +27,17 @@ _LOG_SCALE_FROM_RATIO = 4.0
 
 def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str):
     """A matplotlib figure of ``table`` (a leaderboard table, best first) ranked by ``primary``; ``names`` maps a
-    model id to the name shown. Rows without a primary score are left out."""
-    import matplotlib
+    model id to the name shown. Rows without a primary score are left out.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The figure is drawn on its own Agg canvas, outside pyplot: it leaves the caller's backend alone (a notebook
+    shows it inline), needs no ``plt.close``, and several threads (the Space's visitors) can draw at once."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     scored = table.dropna(subset=[primary])
-    figure, (dots, sizes) = plt.subplots(1, 2, figsize=(13, 0.4 * max(len(scored), 4) + 1.8),
-                                         gridspec_kw={"width_ratios": [3, 2]})
+    figure = Figure(figsize=(13, 0.4 * max(len(scored), 4) + 1.8))
+    FigureCanvasAgg(figure)
+    dots, sizes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     labels = [f"{_rank_text(row['rank'])}  {names[row['model_id']]}" for _, row in scored.iterrows()]
     _dot_plot(dots, scored[primary].to_numpy(float), scored["pareto"].to_numpy(bool), labels)
     dots.set_xlabel(f"{primary} (higher is better; orange: on the Pareto front)")
@@ -48,11 +50,7 @@ def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, st
 
 def save_chart(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str, path: str | Path) -> None:
     """Write :func:`leaderboard_figure` as a PNG at ``path``."""
-    import matplotlib.pyplot as plt
-
-    figure = leaderboard_figure(table, primary, names, title)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    leaderboard_figure(table, primary, names, title).savefig(path, dpi=110)
 
 
 def _dot_plot(axes, scores: np.ndarray, pareto: np.ndarray, labels: list[str]) -> None:

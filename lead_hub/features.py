@@ -477,9 +477,13 @@ class _CacheEntry:
 
 def sample_request(model_id: str, revision: str, image_size: int | None, dataset_identity,
                    images: LabeledImages) -> dict:
-    """What a cache key says about the model and the dataset sample (for features, and for NTK norms)."""
+    """What a cache key says about the model and the dataset sample (for features, and for NTK norms).
+
+    A local folder is named by its content revision alone (``sha256:`` of its config and weight files), not by
+    its path, so the same weights in another clone or folder find the same entry."""
     return {
-        "model": {"id": model_id, "revision": revision, "image_size": image_size},
+        "model": {"id": "local-dir" if model_id.startswith("local-dir:") else model_id, "revision": revision,
+                  "image_size": image_size},
         "dataset": dataset_identity,
         "num_images": len(images),
         "labels_sha256": hashlib.sha256(np.ascontiguousarray(images.labels, np.int64).tobytes()).hexdigest(),

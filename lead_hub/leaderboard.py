@@ -62,7 +62,30 @@ READABLE_SUFFIXES = (".csv", ".json", ".parquet", ".md")
 
 @dataclass(repr=False)
 class Leaderboard:
-    """A ranked table of models with the provenance of the run that produced it (see the module docstring)."""
+    """A ranked table of models with the provenance of the run that produced it (see the module docstring).
+
+    :func:`lead_hub.rank` returns one; :meth:`load` and :meth:`from_hub` read one back. Printed (or shown in a
+    notebook) it is the console table; :meth:`plot` charts it, :meth:`save` writes it, :meth:`push_to_hub`
+    publishes it.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per model, best first: ``rank``, ``model_id``, one column per metric, size, times, ``pareto``,
+        ``notes`` (see the module docstring).
+    provenance : dict
+        JSON-ready settings of the run: ``metrics`` (primary first), dataset, sample, versions, ...
+    per_class : pandas.DataFrame, optional
+        Per-class diagnostics (``rank(..., per_class=True)``), one row per (model, metric, class).
+
+    Examples
+    --------
+    >>> from lead_hub import rank, Leaderboard
+    >>> board = rank("demo", "demo", image_size=64)            # doctest: +SKIP
+    >>> board.best_model, board.metrics                         # doctest: +SKIP
+    >>> board.save("runs/")                                     # doctest: +SKIP
+    >>> Leaderboard.load("runs/leaderboard.parquet").table      # doctest: +SKIP
+    """
 
     table: pd.DataFrame
     provenance: dict
@@ -101,7 +124,27 @@ class Leaderboard:
 
     def save(self, directory: str | Path, *, formats: tuple[str, ...] = FORMATS,
              stem: str = "leaderboard") -> list[Path]:
-        """Write ``<directory>/<stem>.<format>`` for each format (csv, json, parquet, md, png); return the paths."""
+        """Write the leaderboard in several formats at once.
+
+        Parameters
+        ----------
+        directory : str or Path
+            The folder (created when missing).
+        formats : tuple of str
+            Among csv, json, parquet, md and png (default: all five).
+        stem : str
+            The file name without extension.
+
+        Returns
+        -------
+        list of Path
+            ``<directory>/<stem>.<format>`` for each format, in the order given.
+
+        Examples
+        --------
+        >>> board.save("runs/", formats=("parquet", "png"))   # doctest: +SKIP
+        [PosixPath('runs/leaderboard.parquet'), PosixPath('runs/leaderboard.png')]
+        """
         unknown = set(formats) - set(FORMATS)
         if unknown:
             raise ValueError(f"unknown leaderboard formats {sorted(unknown)}; choose among {', '.join(FORMATS)}")
@@ -146,32 +189,111 @@ class Leaderboard:
             Path(path).write_text(text, encoding="utf-8")
         return text
 
-    def plot(self, path: str | Path) -> None:
-        """A PNG: the primary score per model as a dot plot (best on top) and score versus size with the Pareto
-        front (:mod:`lead_hub.chart`)."""
-        from lead_hub.chart import save_chart
+    def plot(self, path: str | Path | None = None):
+        """Chart the ranking: the primary score per model as a dot plot (best on top) and score versus size with
+        the Pareto front (:mod:`lead_hub.chart`).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Where to write the chart as a PNG; None (the default) writes nothing.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The chart. A notebook shows it inline; ``figure.savefig(...)`` writes it in any format.
+
+        Examples
+        --------
+        >>> board = rank("demo", "demo", image_size=64)          # doctest: +SKIP
+        >>> board.plot()                                          # doctest: +SKIP
+        >>> board.plot("runs/chart.png")                          # doctest: +SKIP
+        """
+        from lead_hub.chart import leaderboard_figure
 
         title = f"{self.provenance.get('dataset', '')} [{self.provenance.get('split', '')}]"
-        save_chart(self.table, self.primary_metric, display_names(self.table["model_id"]), title, path)
+        figure = leaderboard_figure(self.table, self.primary_metric, display_names(self.table["model_id"]), title)
+        if path is not None:
+            figure.savefig(path, dpi=110)
+        return figure
+
+    def push_to_hub(self, repo_id: str, *, create_pr: bool = False, private: bool = False,
+                    commit_message: str | None = None, license: str = "apache-2.0", top_k: int = 10,
+                    token: str | None = None):
+        """Publish this ranking to the Hub dataset repository ``repo_id``, merged with the rankings there.
+
+        Rows merge by key (dataset, sample, settings and model): publishing the same ranking again replaces its
+        own rows and never duplicates them. Absolute local paths are never published. See
+        :func:`lead_hub.hub.push_leaderboard` and ``lead-hub push``.
+
+        Parameters
+        ----------
+        repo_id : str
+            ``owner/name`` of a dataset repository; created (``private`` applies then) when it does not exist.
+        create_pr : bool
+            Propose the change as a pull request against ``main`` instead of committing it.
+        private : bool
+            Create the repository private.
+        commit_message : str, optional
+            The commit title (default: names the datasets and the number of rows).
+        license : str
+            The license of the dataset card (default: apache-2.0).
+        top_k : int
+            Models shown per ranking in the dataset card (the parquet table keeps every row).
+        token : str, optional
+            A Hub token; by default ``HF_TOKEN`` or your ``hf auth login``. Never stored or printed.
+
+        Returns
+        -------
+        lead_hub.hub.PushResult
+            The commit (or pull request) made and how the rows merged.
+
+        Raises
+        ------
+        lead_hub.hub.HubError
+            With a message naming the repository and the fix (no token, offline, conflict, ...).
+
+        Examples
+        --------
+        >>> board = rank("demo", "demo", image_size=64)                  # doctest: +SKIP
+        >>> board.push_to_hub("my-user/vision-leaderboard").commit_url    # doctest: +SKIP
+        """
+        from lead_hub.hub import push_leaderboard
+
+        return push_leaderboard(self.table, self.provenance, repo_id, create_pr=create_pr, private=private,
+                                commit_message=commit_message, license=license, top_k=top_k, token=token)
 
     def to_rich(self, width: int | None = None) -> Table:
         """A rich console table: rank, short model name, the scores, size, times and Pareto flag; the notes as a
-        caption below. Model names are never cut: when ``width`` is too narrow for every column, the times, the
-        size, the Pareto flag and then the secondary scores are left out (in that order)."""
+        caption below. Model names are never cut. When ``width`` is too narrow for every column, the times are left
+        out first, then the columns are packed closer, then the size and the Pareto flag go, and only then the
+        secondary scores (the last asked for first), which the caption names so that none goes missing unsaid."""
         names = display_names(self.table["model_id"])
-        optional = ["score_seconds", "extract_seconds", "num_params", "pareto", *self.metrics[:0:-1]]
         shown = ["rank", "model_id", *self.metrics, "num_params", "extract_seconds", "score_seconds", "pareto"]
+        steps = ["score_seconds", "extract_seconds", "compact", "num_params", "pareto", *self.metrics[:0:-1]]
+        compact, hidden = False, []
         while True:
-            table = self._rich_table(shown, names)
-            if width is None or not optional or _natural_width(table) <= width:
+            table = self._rich_table(shown, names, compact, hidden, width)
+            if width is None or not steps or _natural_width(table) <= width:
                 return table
-            shown.remove(optional.pop(0))
+            step = steps.pop(0)
+            if step == "compact":
+                compact = True
+                continue
+            shown.remove(step)
+            if step in self.metrics:
+                hidden.insert(0, step)
 
-    def _rich_table(self, shown: list[str], names: dict[str, str]) -> Table:
+    def _rich_table(self, shown: list[str], names: dict[str, str], compact: bool = False,
+                    hidden: list[str] = (), width: int | None = None) -> Table:
         noted = self.table[self.table["notes"].ne("")]
-        table = Table(title=escape(self.title),
-                      caption=escape("\n".join(f"{names[row.model_id]}: {row.notes}" for row in noted.itertuples())),
-                      caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        caption = [f"{names[row.model_id]}: {row.notes}" for row in noted.itertuples()]
+        if hidden:
+            caption.insert(0, f"not shown at {width} columns: {', '.join(hidden)} (widen the terminal, or save the "
+                              "leaderboard: its files hold every score)")
+        table = Table(title=escape(self.title), caption=escape("\n".join(caption)), caption_justify="left",
+                      box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=not compact,
+                      padding=(0, 0) if compact else (0, 1))
         headers = {"model_id": "model", "num_params": "params", "extract_seconds": "extract s",
                    "score_seconds": "score s"}
         for column in shown:
@@ -220,12 +342,17 @@ class Leaderboard:
 
     @property
     def title(self) -> str:
-        """``lead_hub leaderboard: <dataset> [<split>], <N> samples``."""
+        """``lead_hub leaderboard: <dataset> [<split>], <N> samples``; the parts the provenance lacks (a CSV file
+        keeps none) are left out."""
         provenance = self.provenance
-        per_class = provenance.get("samples_per_class")
-        sample = f" ({per_class} per class at most)" if per_class else ""
-        return (f"lead_hub leaderboard: {provenance.get('dataset', '')} [{provenance.get('split', '')}], "
-                f"{provenance.get('samples', '?')} samples{sample}")
+        title = "lead_hub leaderboard"
+        if provenance.get("dataset"):
+            title += f": {provenance['dataset']}" + (f" [{provenance['split']}]" if provenance.get("split") else "")
+        if provenance.get("samples") is not None:
+            title += f", {provenance['samples']} samples"
+            if provenance.get("samples_per_class"):
+                title += f" ({provenance['samples_per_class']} per class at most)"
+        return title
 
     @property
     def warnings(self) -> list[str]:
@@ -235,8 +362,82 @@ class Leaderboard:
     # ---- reading ---------------------------------------------------------------------------------------------
 
     @classmethod
+    def from_hub(cls, repo_id: str, *, dataset: str | None = None, revision: str | None = None,
+                 token: str | None = None) -> "Leaderboard":
+        """Read one ranking back from a leaderboard published on the Hub.
+
+        A published leaderboard holds every ranking pushed to it (one per dataset, sample and settings); the one
+        read is the only ranking there, or the only one of ``dataset``.
+
+        Parameters
+        ----------
+        repo_id : str
+            ``owner/name`` of the leaderboard's dataset repository.
+        dataset : str, optional
+            The dataset whose ranking to read, as the leaderboard names it (its ``dataset`` column); needed
+            when the repository holds several rankings.
+        revision : str, optional
+            A branch, tag, commit or ``refs/pr/N`` (default: the head of ``main``).
+        token : str, optional
+            A Hub token for a private repository (default: ``HF_TOKEN`` or your login).
+
+        Returns
+        -------
+        Leaderboard
+            The ranking's rows, ranked as published, with the provenance of the run that produced them.
+
+        Raises
+        ------
+        ValueError
+            When several rankings match; the message lists them.
+        lead_hub.hub.HubError
+            When the repository cannot be read (missing, not a leaderboard, offline).
+
+        Examples
+        --------
+        >>> board = Leaderboard.from_hub("my-user/vision-leaderboard", dataset="demo")   # doctest: +SKIP
+        >>> board.best_model                                                           # doctest: +SKIP
+        """
+        from lead_hub.hub import read_leaderboard
+        from lead_hub.hub_merge import RUN_KEY, row_keys
+
+        published = read_leaderboard(repo_id, revision=revision, token=token)
+        table = published.table
+        if dataset is not None:
+            table = table[table["dataset"].astype(str) == str(dataset)]
+        rankings = row_keys(table, RUN_KEY) if not table.empty else pd.Series(dtype=object)
+        if rankings.nunique() != 1:
+            found = sorted({f"{row.dataset} [{row.split}]" for row in published.table.itertuples()})
+            which = "no ranking" if rankings.empty else f"{rankings.nunique()} rankings"
+            raise ValueError(f"{published.repo_id} holds {which}"
+                             f"{f' of dataset {dataset!r}' if dataset is not None else ''}; it has rankings of "
+                             f"{', '.join(found)}: pass dataset= to choose one")
+        run = table["run_id"].mode().iloc[0] if "run_id" in table.columns else None
+        provenance = dict(published.provenance_by_run.get(run) or {})
+        if "metrics" not in provenance:
+            provenance["metrics"] = json.loads(table["metric_settings"].iloc[0])["metrics"]
+        columns = [column for column in (*FIXED_COLUMNS_BEFORE, *provenance["metrics"], *FIXED_COLUMNS_AFTER)
+                   if column in table.columns and column not in ("rank", "pareto")]
+        return cls.from_rows(table[columns].to_dict(orient="records"), provenance)
+
+    @classmethod
     def load(cls, path: str | Path) -> "Leaderboard":
-        """Read a leaderboard written by ``save`` (csv, json, parquet or md, by extension)."""
+        """Read a leaderboard written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``.csv``, ``.json``, ``.parquet`` or ``.md`` file, read by its extension. CSV keeps no provenance:
+            the metrics are then the columns that are not fixed ones.
+
+        Returns
+        -------
+        Leaderboard
+
+        Examples
+        --------
+        >>> Leaderboard.load("runs/leaderboard.parquet").best_model   # doctest: +SKIP
+        """
         path = Path(path)
         readers = {".csv": _read_csv, ".json": _read_json, ".parquet": _read_parquet, ".md": _read_markdown}
         if path.suffix not in READABLE_SUFFIXES:
@@ -400,6 +601,11 @@ def ranking_warnings(table: pd.DataFrame, metrics: list[str], samples: int | Non
     """
     names = display_names(table["model_id"])
     warnings = []
+    unscored = _unscored_models(table, metrics)
+    if unscored.any():
+        listed = ", ".join(names[model_id] for model_id in table["model_id"][unscored])
+        warnings.append(f"no score for {int(unscored.sum())} of {len(table)} models ({listed}): they could not be "
+                        "loaded or run; the notes say why.")
     for metric in metrics:
         if metric not in table.columns:
             continue
@@ -422,12 +628,31 @@ def ranking_warnings(table: pd.DataFrame, metrics: list[str], samples: int | Non
             tied_names = ", ".join(names[model_id] for model_id in table["model_id"][tied])
             warnings.append(f"{metric} cannot rank {int(tied.sum())} models that all score {scores[index]:.6g} "
                             f"({tied_names}): {why}")
-        if not finite.all():
-            missing = ", ".join(names[model_id] for model_id in table["model_id"][~finite])
-            warnings.append(f"{metric} has no score for {int((~finite).sum())} of {len(scores)} models ({missing}); "
-                            "the notes say why. Where it failed for lack of data, use more samples per class, or "
-                            "rank with another metric.")
+        missing = ~finite & ~unscored
+        if missing.any():
+            listed = ", ".join(names[model_id] for model_id in table["model_id"][missing])
+            warnings.append(f"{metric} has no score for {int(missing.sum())} of {len(scores)} models ({listed}): "
+                            f"{_why_missing(metric, table['notes'][missing] if 'notes' in table.columns else [])}")
     return warnings
+
+
+def _unscored_models(table: pd.DataFrame, metrics: list[str]) -> np.ndarray:
+    """Models without any score: failed before a metric could run (not loaded, extraction failed)."""
+    present = [metric for metric in metrics if metric in table.columns]
+    if not present:
+        return np.zeros(len(table), dtype=bool)
+    return ~np.isfinite(table[present].to_numpy(float)).any(axis=1)
+
+
+def _why_missing(metric: str, notes) -> str:
+    """Advice for a metric's missing scores that fits their cause, read from the models' notes."""
+    notes = [str(note) for note in notes]
+    if notes and all(f"{metric}: not applicable" in note for note in notes):
+        return "the metric does not apply to them (the notes say why); rank with another metric to compare them."
+    if any(f"{metric} failed" in note for note in notes):
+        return ("the metric failed on them; the notes say why. Where it failed for lack of data, use more samples "
+                "per class; otherwise rank with another metric.")
+    return "the notes say why."
 
 
 def _natural_width(table: Table) -> int:

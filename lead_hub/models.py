@@ -24,6 +24,7 @@ transformers would initialise at random, such as the ViT pooler of a classifier 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -569,14 +570,25 @@ def _split_revision(repo: str) -> tuple[str, str | None]:
 
 
 def _folder_revision(folder: Path) -> str:
-    """``sha256:<hex>`` over the names and bytes of the folder's config and weight files (a content revision)."""
+    """``sha256:<hex>`` over the names and bytes of the folder's config and weight files (a content revision).
+
+    Hashing reads every weight byte, so the digest is remembered for the files' (path, size, mtime): a second
+    ranking in the same process reads nothing again, and a changed file is hashed anew."""
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
+    files = tuple((str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns)
+                  for path in sorted(folder.iterdir())
+                  if path.name == "config.json" or path.suffix in _WEIGHT_SUFFIXES)
+    return _files_revision(files)
+
+
+@functools.lru_cache(maxsize=256)
+def _files_revision(files: tuple[tuple[str, int, int], ...]) -> str:
+    """The content revision of :func:`_folder_revision` for files given as (path, size, mtime in ns)."""
     digest = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.name == "config.json" or path.suffix in _WEIGHT_SUFFIXES:
-            digest.update(path.name.encode() + b"\0")
-            with path.open("rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
+    for path, _, _ in files:
+        digest.update(Path(path).name.encode() + b"\0")
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
     return f"sha256:{digest.hexdigest()}"

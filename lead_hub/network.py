@@ -132,6 +132,7 @@ class _RunState:
 
 
 _STATE = _RunState()
+_QUIET = threading.local()  # see outage_reported_by_caller
 _INSTALL_LOCK = threading.Lock()
 _installed = False
 _SENT_TOKENS: set[str] = set()  # bearer tokens of this process's requests, to mask them in wire logs (memory only)
@@ -155,6 +156,17 @@ def one_run() -> Iterator[None]:
     finally:
         with _STATE.lock:
             _STATE.active -= 1
+
+
+@contextmanager
+def outage_reported_by_caller() -> Iterator[None]:
+    """Within the block, this thread's first Hub failure is not logged: the caller stops on it and reports it in
+    its own words (a Hub search, which no local cache can stand in for)."""
+    _QUIET.active = True
+    try:
+        yield
+    finally:
+        _QUIET.active = False
 
 
 def outage() -> Outage | None:
@@ -304,9 +316,9 @@ def _give_up(request: httpx2.Request, cause: str) -> HubUnreachableError:
         if first:
             _STATE.outage = Outage(endpoint, cause)
         found = _STATE.outage
-    if first:
+    if first and not getattr(_QUIET, "active", False):
         longer = f", or {TIMEOUT_VARIABLE} to wait longer on a slow link" if "within" in cause else ""
-        logger.warning("lead_hub: %s; the rest of this run will not try the network again and uses only the local "
+        logger.warning("%s; the rest of this run will not try the network again and uses only the local "
                        "Hugging Face cache. Set HF_HUB_OFFLINE=1 to work offline from the start%s", found.describe(),
                        longer)
     return HubUnreachableError(f"{found.describe()}; set HF_HUB_OFFLINE=1 to work from the local cache without "

@@ -52,6 +52,7 @@ from lead_hub.features import (_atomic_save_npz, _process_state, _TransformedIma
 from lead_hub.metrics._lead_ntk import NtkHead, ntk_head, ntk_rows, per_sample_gradient_sq_norms
 from lead_hub.metrics.lead import LeadOptions
 from lead_hub.models import Backbone, load_backbone, resolve_revision
+from lead_hub.public_names import public_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -328,8 +329,8 @@ def _compute(backbone, network, images, todo, head, device, batch_size, num_work
 
     batched = vmap(sample_sq_norm, in_dims=(None, 0))
     results, micro_batch, reached = {}, batch_size, None
-    bar = tqdm(total=cached_count + len(todo), initial=cached_count, desc=f"NTK {backbone.model_id}", unit="img",
-               disable=not progress)
+    bar = tqdm(total=cached_count + len(todo), initial=cached_count, desc=f"NTK {public_model_id(backbone.model_id)}",
+               unit="img", disable=not progress)
     for chunk_index, pixels in enumerate(loader):
         pixels = pixels.to(device)
         if reached is None:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lead_hub import DEFAULT_CACHE_DIR
+from lead_hub.cache import DEFAULT_CACHE_DIR
 from lead_hub import metrics as metric_registry
 from lead_hub import network
 from lead_hub.decoding import error_line
@@ -96,50 +96,100 @@ def rank(
     image_column: str | None = None,
     label_column: str | None = None,
     num_workers: int | None = None,
+    config: str | None = None,
 ) -> Leaderboard:
     """Score every candidate model on ``dataset`` and return them ranked by the first of ``metrics``.
 
-    ``models``: a shipped zoo name (``"demo"``), the path of a zoo YAML file, a :class:`~lead_hub.zoo.Zoo`
-    (e.g. from :func:`lead_hub.zoo.search_zoo`), one model id, or a list of model ids / zoo entries.
-    ``dataset``: anything :func:`lead_hub.data.load_images` reads (Hub id, parquet, image folder, zip, a
-    ``datasets.Dataset``, ``IterableDataset`` or dict of them, with an image and a label column), or an alias of
-    :data:`DATASET_ALIASES`. ``split``, ``samples_per_class``, ``max_samples``, ``seed`` and
-    ``dataset_revision`` choose the sample (drawn once, shared by every model): at most ``samples_per_class``
-    images of every class, or ``max_samples`` in all stratified by class, or every image with ``all_samples=True``;
-    with none of them, :data:`DEFAULT_SAMPLES_PER_CLASS` per class (recorded in the provenance). ``image_size`` resizes every
-    image to that square size for every model alike; None keeps each model's own preprocessing.
+    The sample is drawn once and shared by every model; every model is scored with every metric under identical
+    settings. One model failing (it cannot be loaded, a metric raises) costs only its own cells: they become NaN
+    with a note, and every other result is kept. Sizes and metric options are checked before any dataset or
+    model is loaded (:func:`check_settings`); torch and BLAS get as many threads as there are idle CPUs
+    (:mod:`lead_hub.threads`) unless the caller set them.
 
-    ``metrics``: registry names (``lead_hub.metrics.available()``); ``metric_options`` maps a metric name to the
-    keyword options it gets, identical for every model. A metric raising ``MetricNotApplicable`` for a model
-    (e.g. it needs source logits and the model has no head) leaves NaN and a note in that cell; any other error
-    of one model is logged and noted, and the run goes on. Set-relative metrics (those with ``combine``) are
-    scored once over every model whose features were extracted, after all extractions.
+    Parameters
+    ----------
+    models : str, Path, Zoo or sequence of str
+        A shipped zoo name (``"demo"``), the path of a zoo YAML file, a :class:`~lead_hub.zoo.Zoo` (e.g. from
+        :func:`lead_hub.zoo.search_zoo`), one model id, or a list of model ids / zoo entries (``hf-hub:<repo>``,
+        ``<owner>/<name>``, ``local-dir:<folder>``, a timm name).
+    dataset : str, Path, datasets.Dataset or datasets.IterableDataset
+        Anything :func:`lead_hub.data.load_images` reads (Hub id, parquet, image folder, zip, a
+        ``datasets.Dataset``, ``IterableDataset`` or dict of them, with an image and a label column), or an alias
+        of :data:`DATASET_ALIASES` (``"demo"``).
+    split : str
+        The dataset split.
+    metrics : sequence of str
+        Registry names (``lead_hub.metrics.available()``), the primary first: it sorts the table. Default
+        :data:`DEFAULT_METRICS`: LEAD with the whole network's NTK, and the benchmark's best peers at full data
+        (H-score) and in low data (PACTran).
+    samples_per_class, max_samples : int, optional
+        Images drawn per class, or in all (stratified by class); None for both: :data:`DEFAULT_SAMPLES_PER_CLASS`
+        per class, the same default sample as the CLI and the Space (recorded in the provenance).
+    all_samples : bool
+        Every image of the split (with neither ``samples_per_class`` nor ``max_samples``).
+    seed : int
+        Seed of the sample.
+    image_size : int, optional
+        Resize every image to this square size for every model alike; None keeps each model's own preprocessing.
+    metric_options : mapping, optional
+        Metric name → keyword options, identical for every model (e.g. ``{"lead": {"ntk": "head"}}``). LEAD's
+        ``ntk="auto"`` becomes ``"full"`` (the whole network's per-sample gradient norms, computed here with each
+        model), and every LEAD option that shapes the score is recorded in the provenance.
+    cache_dir : str or Path, optional
+        The feature cache; by default the per-user cache the CLI uses too (``features/`` under
+        ``$LEAD_HUB_CACHE``, else ``$XDG_CACHE_HOME/lead_hub``, else ``~/.cache/lead_hub``: :mod:`lead_hub.cache`).
+        Entries are keyed by the weights' content or commit, not by where the model lies, so a rerun from any
+        folder or clone recomputes nothing (the notes say which features were read back). None: no cache.
+    progress : bool
+        Show progress bars.
+    on_model_done : callable, optional
+        ``on_model_done(model_id, partial_leaderboard)`` after each model (set-relative metrics are NaN until the
+        end).
+    per_class : bool
+        Add per-class diagnostics from the metrics that return them (``return_diagnostics``), in
+        ``Leaderboard.per_class``.
+    batch_size : int
+        Images per forward pass.
+    dataset_revision : str, optional
+        Branch, tag or commit of a Hub dataset.
+    precision : {"float32", "bfloat16"}
+        The feature extraction's: bfloat16 autocast is faster on a GPU but gives slightly different features (see
+        :mod:`lead_hub.features`); the same for every model and recorded in the provenance.
+    strict : bool
+        Every sampled image is decode-checked before any model loads. False: unusable ones are skipped with a
+        warning and listed in the provenance (``skipped_images``); True: they stop the ranking with an error.
+    image_column, label_column : str, optional
+        The columns of a parquet or Hub dataset (default: see :func:`lead_hub.data.load_images`).
+    num_workers : int, optional
+        DataLoader worker processes decoding images while the model runs (default: one per CPU but one, at most
+        4; the features do not depend on it). Pass 0 from a multi-threaded server such as the Space: a process
+        forked while another thread holds a lock can hang forever; 0 decodes in the calling thread.
+    config : str, optional
+        The configuration (subset) of a Hub dataset, as ``datasets.load_dataset(name, config)`` takes it.
 
-    ``cache_dir`` caches features on disk, by default in ``.lead_hub_cache`` of the current folder like the CLI
-    (a rerun recomputes nothing; the notes say which features were read back); None disables it. Sizes
-    (``image_size``, ``batch_size``, ``samples_per_class``, ``max_samples``) and metric options are checked before
-    any dataset or model is loaded (:func:`lead_hub.metrics.check_options`); torch and BLAS get as many threads
-    as there are idle CPUs (:mod:`lead_hub.threads`) unless the caller set them. ``progress`` shows progress bars;
-    ``on_model_done(model_id, partial_leaderboard)`` is called after each model (set-relative metrics are NaN
-    until the end). ``per_class=True`` adds per-class diagnostics from metrics that return them
-    (``return_diagnostics``), in ``Leaderboard.per_class``. ``precision`` is the feature extraction's
-    (``"float32"``, or ``"bfloat16"`` autocast: faster on a GPU, slightly different features; see
-    :mod:`lead_hub.features`), the same for every model and recorded in the provenance.
+    Returns
+    -------
+    Leaderboard
+        One row per model, best first by the primary metric, with the provenance of the run.
 
-    Every sampled image is decode-checked before any model loads: unusable ones are skipped with a warning and
-    listed in the provenance (``skipped_images``), or with ``strict=True`` stop the ranking with an error naming
-    them. ``image_column`` and ``label_column`` name the columns of a parquet or Hub dataset (see ``load_images``).
+    Raises
+    ------
+    ValueError, KeyError, FileNotFoundError
+        A bad setting, metric name, dataset or zoo, before any model is loaded; the message names the input.
 
-    ``num_workers`` DataLoader worker processes decode and preprocess images while the model runs (default: one
-    per CPU but one, at most 4; the features do not depend on it). Pass 0 from a multi-threaded server such as the
-    Space: DataLoader workers are forked, and a process forked while another thread holds a lock (the web
-    server's, a logging or an allocator lock) can hang forever waiting for it; 0 decodes in the calling thread.
+    Examples
+    --------
+    >>> from lead_hub import rank
+    >>> board = rank("demo", "demo", metrics=["lead", "logme"], image_size=64)   # doctest: +SKIP
+    >>> board.best_model                                                          # doctest: +SKIP
+    >>> board.table[["rank", "model_id", "lead", "logme"]]                        # doctest: +SKIP
     """
     from lead_hub.data import load_images
 
     from lead_hub.features import dataset_fingerprint
 
     started = time.perf_counter()
+    cache_dir = None if cache_dir is None else Path(cache_dir)  # DEFAULT_CACHE_DIR follows $LEAD_HUB_CACHE: read it now
     samples_per_class = default_sample(samples_per_class, max_samples, all_samples)
     metric_names, options = check_settings(metrics, metric_options, image_size=image_size, batch_size=batch_size,
                                            samples_per_class=samples_per_class, max_samples=max_samples)
@@ -148,7 +198,7 @@ def rank(
     source = resolve_dataset(dataset)
     images = load_images(source, split=split, samples_per_class=samples_per_class, max_samples=max_samples,
                          seed=seed, revision=dataset_revision, strict=strict, image_column=image_column,
-                         label_column=label_column)
+                         label_column=label_column, config=config)
     # A Hub dataset pinned to a commit is named by its provenance; a local file by a hash of its images' bytes
     # (extract_many's default), so editing the file invalidates the cache.
     content_hash = dataset_fingerprint(images) if images.revision is None else None
@@ -157,6 +207,7 @@ def rank(
         "dataset": images.source if _is_dataset_object(source) else dataset_name(dataset),
         "dataset_source": images.source if _is_dataset_object(source) else dataset_name(source),
         "split": split,
+        **({} if config is None else {"dataset_config": config}),
         "dataset_revision": images.revision or content_hash,
         "samples": len(images),
         "num_classes": len(images.class_names),
@@ -245,16 +296,32 @@ def resolve_dataset(dataset):
     """The source behind a dataset alias (``demo``); any other value (a ``datasets.Dataset`` too) unchanged.
 
     An alias that is also an existing path of the working directory (a folder ``./demo`` of the user's own) keeps
-    meaning the built-in sample, with a warning saying so and how to rank the path instead.
+    meaning the built-in sample, with a warning saying so and how to rank the path instead; the repository's own
+    ``demo/`` folder, in this clone or another, is no such path.
     """
     if _is_dataset_object(dataset) or str(dataset) not in DATASET_ALIASES:
         return dataset
     alias = DATASET_ALIASES[str(dataset)]
+    if not alias.exists():
+        from lead_hub.zoo import NOT_A_CLONE_HINT
+
+        raise FileNotFoundError(f"dataset {str(dataset)!r} is {alias.name}: {NOT_A_CLONE_HINT}")
     local = Path(str(dataset))
-    if local.exists() and local.resolve() not in (alias.resolve(), alias.resolve().parent):
+    if local.exists() and not _is_a_copy_of(local, alias):
         logger.warning("dataset %r means the built-in sample %s; %s also exists here: pass ./%s to rank it instead",
                        str(dataset), alias.name, local.resolve(), dataset)
     return alias
+
+
+def _is_a_copy_of(local: Path, alias: Path) -> bool:
+    """Whether ``local`` is ``alias``, its folder, or the same file(s) in another clone of the repository (a user
+    with two clones runs one clone's code from the other's folder): then it is no other dataset to warn about."""
+    import filecmp
+
+    if local.resolve() in (alias.resolve(), alias.resolve().parent):
+        return True
+    copy = local / alias.name if local.is_dir() else local
+    return copy.is_file() and filecmp.cmp(copy, alias, shallow=False)
 
 
 def dataset_name(dataset: str | Path) -> str:
@@ -385,7 +452,7 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
         if network.is_outage(error):  # already said once, by lead_hub.network, for every model it stops
             return _ModelResult(row, None, ["not loaded: the Hub could not be reached and the model is not in the "
                                             "local Hugging Face cache"])
-        logger.warning("%s: feature extraction failed: %s", candidate.model_id, error)
+        # extract_many logged the failure already; the note and the leaderboard's warnings report it.
         return _ModelResult(row, None, [f"feature extraction failed: {type(error).__name__}: {error_line(error)}"])
     row.update(model_revision=extracted.revision, feature_dim=extracted.features.shape[1],
                num_params=extracted.model.get("num_parameters"), extract_seconds=time.perf_counter() - started)
@@ -418,8 +485,10 @@ def _add_lead_arrays(candidate: Candidate, result: _ModelResult, images, lead_op
     result.row["score_seconds"] += time.perf_counter() - started
     where = "read from the cache" if norms.computed_rows == 0 else \
         f"{norms.computed_rows} computed on {norms.device} in {norms.seconds:.1f} s"
-    result.notes.append(f"lead: whole-network NTK over {norms.trainable_parameters:,} backbone parameters and the "
-                        f"head, {len(norms.rows)} images ({where})")
+    # The model's true size, as in the params column: a zoo's narrow network is stored zero-padded to a wider one.
+    size = result.row.get("num_params") or norms.trainable_parameters
+    result.notes.append(f"lead: whole-network NTK over {size:,} backbone parameters and the head, "
+                        f"{len(norms.rows)} images ({where})")
 
 
 def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, per_class: bool,

@@ -32,6 +32,11 @@ import yaml
 ZOO_DIR = Path(__file__).resolve().parents[1] / "model_zoos"
 """The shipped zoos: ``model_zoos/`` at the repository root (present in a clone and an editable install)."""
 
+NOT_A_CLONE_HINT = ("the shipped zoos and the demo come with a clone of the repository, which this install lacks (a "
+                    "regular, non-editable pip install leaves them out): clone it and `pip install -e .` there, or "
+                    "name your own models and dataset (--models or --zoo FILE.yaml, --dataset)")
+"""What to do when ``model_zoos/`` or ``demo/`` is missing."""
+
 LOCAL_DIR_PREFIX = "local-dir:"
 _ENTRY_KEYS = {"id", "revision", "label", "params", "note"}
 _ZOO_KEYS = {"name", "description", "base_dir", "models"}
@@ -98,6 +103,8 @@ def zoo_path(name_or_path: str | Path) -> Path:
             raise FileNotFoundError(f"zoo file {path} does not exist")
         return path
     shipped = ZOO_DIR / f"{name_or_path}.yaml"
+    if not ZOO_DIR.is_dir():
+        raise FileNotFoundError(f"no zoo named {str(name_or_path)!r}: {NOT_A_CLONE_HINT}")
     if not shipped.is_file():
         raise FileNotFoundError(f"no zoo named {str(name_or_path)!r}; shipped zoos: {', '.join(zoo_names())} "
                                 f"(in {ZOO_DIR}), or pass the path of a zoo YAML file")

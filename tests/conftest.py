@@ -1,5 +1,6 @@
-"""Shared test fixtures: the location of ../shared/data (skipped with a reason where it is absent), one torch thread
-for small passes, and one two-process ``accelerate launch`` shared by the sharding tests."""
+"""Shared test fixtures: the location of ../shared/data (skipped with a reason where it is absent), a per-session
+lead_hub cache, one torch thread for small passes, and one two-process ``accelerate launch`` shared by the sharding
+tests."""
 
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ def shared_data() -> Path:
         pytest.skip(f"needs the shared benchmark data at {SHARED_DATA} (present in the developers' checkout and CI, "
                     "absent from a user's clone)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """$LEAD_HUB_CACHE points at a folder of this session: no test (nor a CLI it starts) writes into the user's
+    cache or the working directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEAD_HUB_CACHE", str(tmp_path_factory.mktemp("lead_hub_cache")))
+        yield
 
 
 @pytest.fixture(autouse=True)

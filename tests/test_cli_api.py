@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
+from pathlib import Path
 
 import datasets
 import pytest
@@ -28,17 +31,46 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"lead-hub {lead_hub.__version__}"
 
 
-def test_rank_caches_features_by_default_like_the_cli(models, image_folder, tmp_path, monkeypatch):  # noqa: F811
+def test_rank_caches_features_in_the_user_cache_by_default(models, image_folder, tmp_path,  # noqa: F811
+                                                            monkeypatch):
+    cache = tmp_path / "user-cache"
+    monkeypatch.setenv("LEAD_HUB_CACHE", str(cache))
     monkeypatch.chdir(tmp_path)
     first = _rank([models["first"]], image_folder)
     second = _rank([models["first"]], image_folder)
-    assert (tmp_path / lead_hub.DEFAULT_CACHE_DIR).is_dir()
+    assert (cache / "features").is_dir() and sorted(path.name for path in tmp_path.iterdir()) == ["user-cache"]
     assert "cache" not in first.table["notes"].iloc[0]
     assert "features read from the cache" in second.table["notes"].iloc[0]
     assert second.table["lead"].iloc[0] == first.table["lead"].iloc[0]
-    cached = sorted((tmp_path / lead_hub.DEFAULT_CACHE_DIR).rglob("*"))
+    cached = sorted(cache.rglob("*"))
     _rank([models["second"]], image_folder, cache_dir=None)
-    assert sorted((tmp_path / lead_hub.DEFAULT_CACHE_DIR).rglob("*")) == cached  # cache_dir=None wrote nothing
+    assert sorted(cache.rglob("*")) == cached  # cache_dir=None wrote nothing
+
+
+def test_user_cache_follows_the_environment(tmp_path, monkeypatch):
+    from lead_hub.cache import cache_home
+
+    monkeypatch.delenv("LEAD_HUB_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert Path(lead_hub.DEFAULT_CACHE_DIR) == tmp_path / "xdg" / "lead_hub" / "features"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_home() == tmp_path / "home" / ".cache" / "lead_hub"
+    monkeypatch.setenv("LEAD_HUB_CACHE", str(tmp_path / "chosen"))
+    assert Path(lead_hub.DEFAULT_CACHE_DIR) == tmp_path / "chosen" / "features"
+
+
+def test_a_second_clone_of_the_same_weights_reads_the_cache(models, image_folder, tmp_path):  # noqa: F811
+    clone = tmp_path / "another-clone" / "first"
+    shutil.copytree(models["first"].removeprefix("local-dir:"), clone)
+    cache = tmp_path / "cache"
+    first = _rank([models["first"]], image_folder, cache_dir=cache)
+    again = _rank([f"local-dir:{clone}"], image_folder, cache_dir=cache)
+    assert "features read from the cache" in again.table["notes"].iloc[0]
+    assert again.table["lead"].iloc[0] == first.table["lead"].iloc[0]
+    (clone / "model.safetensors").write_bytes((clone / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\1")
+    changed = _rank([f"local-dir:{clone}"], image_folder, cache_dir=cache)  # other weights: another entry
+    assert "cache" not in changed.table["notes"].iloc[0]
 
 
 def _as_dataset(folder) -> datasets.Dataset:
@@ -75,6 +107,11 @@ def saved_board(tmp_path) -> Leaderboard:
 def test_leaderboard_show_reads_a_saved_file(saved_board, tmp_path, capsys, extension):
     path = tmp_path / f"leaderboard.{extension}"
     assert main(["leaderboard", "show", str(path)]) == 0
+    shown = capsys.readouterr().out  # the console table of `lead-hub rank`, not a markdown table of every column
+    title = "lead_hub leaderboard" if extension == "csv" else "lead_hub leaderboard: d [train], 20 samples"
+    assert title in shown and "|" not in shown and "sha256" not in shown
+    assert re.search(r"^\s*1\s+b\s+-0\.5\b", shown, re.M) and re.search(r"^\s*2\s+a\s+-1\b", shown, re.M)
+    assert main(["leaderboard", "show", str(path), "--format", "markdown"]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith(f"# leaderboard.{extension}") and shown.index("| 1 | b |") < shown.index("| 2 | a |")
     assert main(["leaderboard", "show", str(path), "--format", "json"]) == 0
@@ -91,4 +128,7 @@ def test_leaderboard_show_prints_the_warnings(tmp_path, capsys):
              "extract_seconds": 1.0, "score_seconds": 0.1, "notes": ""} for name in ("a", "b")]
     Leaderboard.from_rows(rows, {"dataset": "d", "samples": 20, "metrics": ["hscore"]}).to_json(tmp_path / "b.json")
     assert main(["leaderboard", "show", str(tmp_path / "b.json")]) == 0
-    assert "warning: hscore cannot rank 2 models that all score 9" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "warning" not in printed.out  # stdout holds the table alone; each warning is one line on stderr
+    assert printed.err.startswith("lead-hub leaderboard: warning: hscore cannot rank 2 models that all score 9")
+    assert printed.err.count("\n") == 1

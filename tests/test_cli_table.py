@@ -51,9 +51,46 @@ def test_table_shows_whole_short_names_within_the_width(monkeypatch, columns):
     for name in names.values():  # each name whole on one line, between spaces: never cut or folded
         assert any(re.search(rf"(^|\s){re.escape(name)}(\s|$)", line) for line in lines), (name, text)
     assert "local-dir:" not in text and "/home/someone" not in text
-    assert "lead" in lines[2] and "rank" in lines[2]  # the primary score is always shown
+    header = next(line for line in lines if line.split()[:2] == ["rank", "model"])
+    assert "lead" in header  # the primary score is always shown
+    for metric in ("logme", "hscore"):  # a secondary score is shown, or named as not shown
+        assert metric in header.split() or re.search(rf"not shown at {columns} columns: .*{metric}", text)
     if columns >= 200:
         assert "extract s" in text and "logme" in text
+
+
+DEMO_NAMES = ["mobilenetv1_100.coral_in1k_emb", "mobilenetv1_075.coral_in1k", "mobilenetv2_100.coral_inat_bird",
+              "mobilenetv1_050.coral_in1k", "mobilenetv1_025.coral_in1k", "mobilenetv1_025.mlperf_vww"]
+FIVE_METRICS = ["lead", "logme", "sfda", "hscore", "pactran"]
+
+
+def _demo_board() -> Leaderboard:
+    """The demo zoo's names with five scores of the widths the demo ranking prints (e.g. 0.03904, -0.7163)."""
+    rows = [{"model_id": f"local-dir:/abs/path/demo/models/{name}", "model_revision": "sha256:00",
+             "lead": -0.8189 - index / 7, "logme": 0.03904 - index / 9, "sfda": 0.2444 + index, "hscore": 8.729,
+             "pactran": -0.7163 - index / 3, "feature_dim": 1024, "num_params": 3_206_976, "extract_seconds": 1.5,
+             "score_seconds": 0.25, "notes": ""} for index, name in enumerate(DEMO_NAMES)]
+    return Leaderboard.from_rows(rows, {**PROVENANCE, "metrics": FIVE_METRICS})
+
+
+def test_every_requested_score_fits_80_columns_before_any_is_left_out(monkeypatch):
+    """Issue: `lead-hub rank ... --metrics lead logme sfda hscore pactran | cat` at 80 columns dropped pactran
+    silently. The times and the size go first and the columns pack closer, so the five scores fit."""
+    text = _printed(_demo_board(), monkeypatch, 80)
+    header = next(line for line in text.splitlines() if line.split()[:2] == ["rank", "model"])
+    assert header.split()[2:] == FIVE_METRICS and "not shown" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for name in DEMO_NAMES:
+        assert re.search(rf"\s{re.escape(name)}\s", text)
+
+
+def test_scores_left_out_of_a_narrow_table_are_named(monkeypatch):
+    text = _printed(_demo_board(), monkeypatch, 56)
+    header = next(line for line in text.splitlines() if line.split()[:2] == ["rank", "model"])
+    shown = header.split()[2:]
+    assert shown[0] == "lead" and len(shown) < len(FIVE_METRICS)
+    left_out = ", ".join(FIVE_METRICS[len(shown):])
+    assert f"not shown at 56 columns: {left_out} (widen the terminal" in " ".join(text.split())
 
 
 def test_saturated_ties_and_missing_scores_are_warned_under_the_table(monkeypatch):
@@ -101,3 +138,43 @@ def test_rank_command_at_60_columns_prints_whole_names(models, image_folder, mon
     assert max(len(line) for line in lines) <= 60
     for name in ("first", "headless"):
         assert any(re.search(rf"(^|\s){name}(\s|$)", line) for line in lines)
+
+
+def test_rank_prints_the_table_on_stdout_and_each_warning_once_on_stderr(models, image_folder, tmp_path,  # noqa: F811
+                                                                          monkeypatch, capsys):
+    """Issue 19, point 10: a metric's Python warning (here PARC's subsample warning, raised once per model) is one
+    line on stderr, without its class name or the source line that raised it; the ranking's own warnings go to
+    stderr too, never into a redirected table; a model that could not be loaded is not told to use more samples."""
+    monkeypatch.setenv("COLUMNS", "100")
+    code = main(["rank", "--models", models["first"], models["second"], f"local-dir:{tmp_path / 'missing'}",
+                 "--dataset", str(image_folder), "--metrics", "lead", "parc", "--metric-option", "lead.folds=2",
+                 "--metric-option", "lead.head_widths=[16]", "--metric-option", "parc.max_samples=12",
+                 "--image-size", "32", "--no-cache", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "warning" not in printed.out.lower() and "first" in printed.out and "missing" in printed.out
+    lines = printed.err.splitlines()
+    assert all(line.startswith("lead-hub rank: warning: ") for line in lines), printed.err
+    assert sum("parc: N=24 > max_samples=12" in line for line in lines) == 1
+    assert "Warning:" not in printed.err and "warnings.warn" not in printed.err
+    unloaded = [line for line in lines if "missing" in line and "no score" in line]
+    assert len(unloaded) == 1 and "could not be loaded or run" in unloaded[0]
+    assert "more samples" not in unloaded[0]
+
+
+def test_a_piped_table_at_80_columns_shows_every_score_and_no_warning(tmp_path):
+    """The real console entry point with its stdout into a pipe (`... | cat`) and COLUMNS=80: every requested
+    score is a column of the table, and the warnings go to stderr, out of the piped table."""
+    import os
+    import subprocess
+    import sys
+
+    _demo_board().to_json(tmp_path / "board.json")
+    command = f"{sys.executable} -m lead_hub.cli leaderboard show {tmp_path / 'board.json'} | cat"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    header = next(line for line in done.stdout.splitlines() if line.split()[:2] == ["rank", "model"])
+    assert header.split()[2:] == FIVE_METRICS
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80 and "warning" not in done.stdout
+    assert done.stderr.startswith("lead-hub leaderboard: warning: hscore cannot rank 6 models")

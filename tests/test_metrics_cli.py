@@ -42,3 +42,14 @@ def test_cli_text_lists_aliases_and_needs(capsys):
     out = capsys.readouterr().out
     assert "pactran (also pactran_gauss, pactran-gauss):" in out
     assert "needs: features + source logits" in out
+
+
+def test_every_summary_is_one_plain_sentence():
+    """Issue 19: `lead-hub metrics` and the Space describe each metric in words a user knows; the formula is in
+    docs/metrics.md."""
+    for row in describe():
+        summary = row["summary"]
+        # one sentence, without its final full stop: the Space and the CLI punctuate it where they show it
+        assert summary[0].isupper() and not summary.endswith(".") and ". " not in summary, summary
+        assert len(summary) <= 110 and not any(mark in summary for mark in ("x ", "(", "=", "NTK", "PCA", "tr(")), \
+            summary

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,9 +215,14 @@ def test_cli_metric_options_choose_the_full_ntk_and_raw_head_input(tmp_path, cap
     code = main(["rank", "--models", DEMO_MODELS[0], "--dataset", "demo", "--samples-per-class", "3",
                  "--image-size", "32", "--metric-option", "lead.ntk=full", "--metric-option", "lead.head_input=raw",
                  "--metric-option", "lead.ntk_samples_per_class=2", "--cache-dir", str(tmp_path / "cache"),
-                 "--output", str(tmp_path / "out"), "--quiet"])
+                 "--output", str(tmp_path / "out")])
     assert code == 0
-    provenance = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["provenance"]
+    progress = capsys.readouterr().err  # issue 19: the NTK bar names the model as the extraction bar does
+    assert f"NTK local-dir:{Path(DEMO_MODELS[0]).name}" in progress and str(REPOSITORY_ROOT) not in progress
+    saved = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    true_size = saved["table"][0]["num_params"]  # the zoo's narrow models are stored zero-padded
+    assert f"whole-network NTK over {true_size:,} backbone parameters" in saved["table"][0]["notes"]
+    provenance = saved["provenance"]
     assert provenance["lead_ntk"]["kind"] == "full" and provenance["lead_ntk"]["head_input"] == "raw"
     assert len(list((tmp_path / "cache" / "ntk").glob("*/rows-*.npz"))) == 1
 

@@ -34,7 +34,8 @@ def test_the_readme_shows_the_demo_command_that_its_output_block_comes_from():
 @pytest.mark.slow
 def test_the_readme_demo_table_matches_a_real_run_of_the_demo_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", str(CONSOLE_COLUMNS))
-    monkeypatch.chdir(tmp_path)  # a fresh folder, as in a new clone: the feature cache starts empty
+    monkeypatch.chdir(tmp_path)  # a fresh folder and cache, as in a new clone: nothing is read back
+    monkeypatch.setenv("LEAD_HUB_CACHE", str(tmp_path / "cache"))
     assert main([*DEMO_COMMAND[1:], "--quiet", "--output", "run"]) == 0
     printed = capsys.readouterr().out
     shown, ran = ranked_rows(demo_block(readme)), ranked_rows(printed)

@@ -4,7 +4,8 @@
     python tools/refresh_docs.py --screenshot   # also redraw space/screenshot.png in a real browser
 
 The demo block is the stdout of :data:`DEMO_COMMAND`, run exactly as the README prints it, in a fresh temporary
-folder (so with an empty feature cache, as in a new clone), at a fixed console width of :data:`CONSOLE_COLUMNS`.
+folder with its own empty feature cache (``$LEAD_HUB_CACHE``), as in a new clone, at a fixed console width of
+:data:`CONSOLE_COLUMNS`.
 ``tests/test_readme_demo.py`` reruns the same ranking and checks the block's model order and scores against it.
 
 The screenshot comes from the Space's browser test (``tests/test_space_browser.py``: headless Debian chromium
@@ -43,10 +44,11 @@ class DemoRow:
 
 
 def run_demo_command() -> str:
-    """Stdout of :data:`DEMO_COMMAND` in a new temporary folder, lines stripped of trailing blanks."""
-    environment = {**os.environ, "COLUMNS": str(CONSOLE_COLUMNS), "HF_HUB_OFFLINE": "1"}
+    """Stdout of :data:`DEMO_COMMAND` in a new temporary folder and cache, lines stripped of trailing blanks."""
     command = [sys.executable, "-m", "lead_hub.cli", *DEMO_COMMAND[1:]]
     with tempfile.TemporaryDirectory(prefix="lead_hub_readme_demo_") as folder:
+        environment = {**os.environ, "COLUMNS": str(CONSOLE_COLUMNS), "HF_HUB_OFFLINE": "1",
+                       "LEAD_HUB_CACHE": str(Path(folder) / "cache")}
         finished = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True, check=False)
     if finished.returncode != 0:
         raise RuntimeError(f"{' '.join(DEMO_COMMAND)} failed (exit {finished.returncode}):\n{finished.stderr}")

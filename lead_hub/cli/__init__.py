@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -33,11 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lead-hub`` console script."""
     from lead_hub import network
+    from lead_hub.cli._messages import one_line_warnings
 
     arguments = build_parser().parse_args(argv)
     try:
-        with network.one_run():  # the first Hub failure of the command ends its network use (lead_hub.network)
+        # The first Hub failure of the command ends its network use (lead_hub.network); warnings: one line each.
+        with network.one_run(), one_line_warnings(arguments.command):
             return int(arguments.handler(arguments) or 0)
+    except BrokenPipeError:  # the reader stopped early (`lead-hub metrics | head`): end quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141  # 128 + SIGPIPE, the status of a Unix tool ended by a closed pipe
     except (ValueError, FileNotFoundError, KeyError, ConnectionError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"lead-hub {arguments.command}: error: {message}", file=sys.stderr)

@@ -21,8 +21,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("ground_truth", type=Path,
                         help="CSV with columns model, accuracy (see --accuracy-column) and optionally target "
                              "(e.g. the ground_truth.csv of 'lead-hub finetune')")
-    parser.add_argument("--accuracy-column", default="test_acc", help="ground-truth column to rank by")
-    parser.add_argument("--target", default="target", help="target name for scores that carry none")
+    parser.add_argument("--accuracy-column", default="test_acc",
+                        help="ground-truth column to rank by (default: %(default)s)")
+    parser.add_argument("--target", default="target",
+                        help="target name for scores that carry none (default: %(default)s)")
     parser.add_argument("--output", type=Path, help="folder for quality.csv, summary.csv and scores_vs_accuracy.png")
     parser.set_defaults(handler=run)
 

@@ -38,10 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"learning-rate grid (default {' '.join(map(str, DEFAULTS.learning_rates))})")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULTS.seeds),
                         help=f"seeds of the final runs (default {' '.join(map(str, DEFAULTS.seeds))})")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                        help="passes over the training images per run (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                         help="training images per optimiser step (default %(default)s)")
-    parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
+    parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size,
+                        help="square side in pixels every image is resized to for training and testing "
+                             "(default %(default)s)")
     parser.add_argument("--max-train-samples", type=int, default=DEFAULTS.max_train_samples,
                         help="stratified training subset size (default %(default)s)")
     parser.set_defaults(handler=finetune)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-FORMATS = ("markdown", "csv", "json")
+FORMATS = ("table", "markdown", "csv", "json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,24 +16,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="leaderboard_action", metavar="ACTION", required=True)
     show = actions.add_parser("show", help="print a published or saved leaderboard",
                               description="Print the leaderboard of the dataset repository OWNER/NAME, or of a file "
-                                          "written by `lead-hub rank --output` (.csv, .json, .parquet or .md): one "
-                                          "table per ranking (markdown), or the whole table as CSV or JSON.")
+                                          "written by `lead-hub rank --output` (.csv, .json, .parquet or .md): a "
+                                          "file as the console table `lead-hub rank` prints, a Hub leaderboard as "
+                                          "one markdown table per ranking; or the whole table as CSV or JSON.")
     show.add_argument("repo_id", metavar="OWNER/NAME|FILE",
                       help="the dataset repository of the leaderboard, or a saved leaderboard file")
     show.add_argument("--revision", help="a branch, tag, commit or refs/pr/N (default: main)")
-    show.add_argument("--top-k", type=int, help="models per ranking (markdown only; default: all)")
-    show.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
+    show.add_argument("--top-k", type=int, help="models per ranking (table and markdown; default: all)")
+    show.add_argument("--format", choices=FORMATS,
+                      help="output format (default: table for a file, markdown for a Hub leaderboard; table is for "
+                           "files only)")
     show.set_defaults(handler=show_leaderboard)
 
 
 def show_leaderboard(arguments: argparse.Namespace) -> int:
+    from lead_hub import network
     from lead_hub.hub import HubError, read_leaderboard
     from lead_hub.hub_card import ranking_tables
 
     if _is_local_file(arguments.repo_id):
-        return _show_file(Path(arguments.repo_id), arguments.format, arguments.top_k)
+        return _show_file(Path(arguments.repo_id), arguments.format or "table", arguments.top_k)
+    if arguments.format == "table":
+        raise ValueError("--format table shows a saved leaderboard file; a Hub leaderboard holds several rankings: "
+                         "use --format markdown, csv or json")
     try:
-        published = read_leaderboard(arguments.repo_id, revision=arguments.revision)
+        with network.outage_reported_by_caller():  # the error below names the cause: no warning line before it
+            published = read_leaderboard(arguments.repo_id, revision=arguments.revision)
     except HubError as error:
         print(f"lead-hub leaderboard: error: {error}", file=sys.stderr)
         return 1
@@ -55,20 +63,28 @@ def _is_local_file(name: str) -> bool:
 
 
 def _show_file(path: Path, output_format: str, top_k: int | None) -> int:
-    """Print a saved leaderboard: markdown (the ranked table, then the warnings), CSV or JSON."""
+    """Print a saved leaderboard: the console table (warnings on stderr), markdown (the ranked table, then the
+    warnings), CSV or JSON."""
+    from rich.console import Console
+
+    from lead_hub.cli.rank import print_leaderboard
     from lead_hub.leaderboard import Leaderboard, markdown_table
 
     if not path.is_file():
         raise FileNotFoundError(f"no leaderboard file {path}: pass a file written by `lead-hub rank --output DIR` "
                                 "(DIR/leaderboard.parquet, .json, .csv or .md) or a Hub dataset OWNER/NAME")
     board = Leaderboard.load(path)
-    if output_format == "csv":
+    if top_k is not None:
+        board = Leaderboard(board.table.head(top_k), board.provenance, board.per_class)
+    if output_format == "table":
+        print_leaderboard(board, Console(), "leaderboard")
+    elif output_format == "csv":
         board.table.to_csv(sys.stdout, index=False)
     elif output_format == "json":
         sys.stdout.write(board.table.to_json(orient="records", indent=1) + "\n")
     else:
         print(f"# {path.name}\n")
-        print(markdown_table(board.table if top_k is None else board.table.head(top_k)))
+        print(markdown_table(board.table))
         for warning in board.warnings:
             print(f"\nwarning: {warning}")
     return 0

@@ -38,6 +38,7 @@ def list_metrics(arguments: argparse.Namespace) -> int:
         print(f"{row['name']}{aliases}: {row['summary']}")
         print(f"  needs: {row['needs']}; {_cell(row, 'orientation')}")
         print(f"  reference: {row['reference']}")
+    print("\nEach metric's formula and options: docs/metrics.md of the repository.")
     return 0
 
 

@@ -20,8 +20,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--create-pr", action="store_true",
                         help="propose the merged leaderboard as a pull request (for repositories you cannot write to)")
     parser.add_argument("--private", action="store_true", help="create the repository private (when it is new)")
-    parser.add_argument("--top-k", type=int, default=10, help="models per ranking shown in the dataset card")
-    parser.add_argument("--license", default="apache-2.0", help="licence declared in the dataset card")
+    parser.add_argument("--top-k", type=int, default=10,
+                        help="models per ranking shown in the dataset card (default: %(default)s; the table keeps "
+                             "every row)")
+    parser.add_argument("--license", default="apache-2.0",
+                        help="licence declared in the dataset card (default: %(default)s)")
     parser.add_argument("--message", help="commit message (default: says which datasets and how many rows)")
     parser.set_defaults(handler=push)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lead_hub import DEFAULT_CACHE_DIR
+from lead_hub.cache import CACHE_VARIABLE, DEFAULT_CACHE_DIR, UNPUBLISHED_DIR
 from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_SAMPLES_PER_CLASS
 
 
@@ -43,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="stop when a sampled image does not decode (default: skip it with a warning, listed "
                              "in the provenance)")
     parser.add_argument("--dataset-revision", help="branch, tag or commit of a Hub dataset")
+    parser.add_argument("--dataset-config", metavar="NAME", help="configuration (subset) of a Hub dataset")
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument("--samples-per-class", type=int,
                           help=f"images drawn per class (default: {DEFAULT_SAMPLES_PER_CLASS}, as in the Space)")
@@ -54,19 +55,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "preprocessing)")
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), metavar="NAME",
                         help=f"metrics, primary first (default: {' '.join(DEFAULT_METRICS)}: LEAD and the best peers "
-                             "of the benchmark at full data and in low data); see lead_hub.metrics.available()")
+                             "of the benchmark at full data and in low data); 'lead-hub metrics' lists them all")
     parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
                         help="an option of one metric, e.g. lead.rate_scale=per_model, or lead.ntk=full for "
                              "LEAD's NTK over every parameter of the model and its head (gradients computed with "
                              "the model, cached beside the features) with lead.head_input=raw|standardized (VALUE "
                              "is read as JSON when it parses, else as a string); repeatable")
-    parser.add_argument("--per-class", action="store_true", help="also write per-class diagnostics (JSON output)")
+    parser.add_argument("--per-class", action="store_true",
+                        help="also show per-class diagnostics (LEAD's per-class rates and eigenvalues) under the "
+                             "table, and keep them in --output's leaderboard.json")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="write leaderboard.{csv,json,parquet,md,png} into DIR")
     parser.add_argument("--push-to-hub", metavar="OWNER/NAME",
                         help="merge the leaderboard into this Hub dataset repository (see 'lead-hub push')")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
-                        help=f"feature cache (default: {DEFAULT_CACHE_DIR} in the current folder)")
+                        help=f"feature cache (default: features/ of the per-user cache, ${CACHE_VARIABLE}, else "
+                             "$XDG_CACHE_HOME/lead_hub, else ~/.cache/lead_hub)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
@@ -78,7 +82,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_rank(arguments: argparse.Namespace) -> int:
     from lead_hub.ranking import check_settings, default_sample, rank
-    from lead_hub.zoo import search_zoo
 
     # Seconds of checks before minutes of work: sizes, metric options (exit code 2) and the Hub token (1).
     metric_names = [name for item in arguments.metrics for name in item.split(",") if name]
@@ -98,7 +101,7 @@ def run_rank(arguments: argparse.Namespace) -> int:
             print(f"lead-hub rank: error: {error} (checked before ranking: nothing was computed)", file=sys.stderr)
             return 1
     if arguments.search is not None:
-        models = search_zoo(arguments.search, limit=arguments.search_limit, library=arguments.library)
+        models = _search(arguments.search, arguments.search_limit, arguments.library)
     else:
         models = arguments.zoo if arguments.zoo is not None else arguments.models
     board = rank(
@@ -121,9 +124,12 @@ def run_rank(arguments: argparse.Namespace) -> int:
         strict=arguments.strict,
         image_column=arguments.image_column,
         label_column=arguments.label_column,
+        config=arguments.dataset_config,
     )
     console = Console()
-    console.print(board)
+    print_leaderboard(board, console, "rank")
+    if arguments.per_class:
+        print_per_class(board, console, saved=arguments.output is not None)
     if arguments.output is not None:
         for path in board.save(arguments.output):
             console.print(f"wrote {path}")
@@ -133,6 +139,69 @@ def run_rank(arguments: argparse.Namespace) -> int:
     if arguments.push_to_hub is not None:
         return _push(board, arguments.push_to_hub, arguments.output)
     return 0
+
+
+def print_leaderboard(board, console: Console, command: str) -> None:
+    """The ranked table on stdout, fitted to the console's width; the ranking's warnings on stderr, one line each
+    (a table redirected to a file holds only the table)."""
+    console.print(board.to_rich(console.width))
+    for warning in board.warnings:
+        print(f"lead-hub {command}: warning: {warning}", file=sys.stderr)
+
+
+def print_per_class(board, console: Console, *, saved: bool) -> None:
+    """One table per per-class diagnostic (e.g. LEAD's per-class rates): a row per class, a column per model,
+    headed by its rank in the leaderboard (``#1`` ...) so that the table stays narrow."""
+    import pandas as pd
+    from rich import box
+    from rich.table import Table
+
+    per_class = board.per_class
+    if per_class is None or per_class.empty:
+        console.print("per-class diagnostics: none of the chosen metrics gives any "
+                      f"({', '.join(board.metrics)}; lead does)")
+        return
+    ranked = [model_id for model_id in board.table["model_id"] if model_id in set(per_class["model_id"])]
+    ranks = dict(zip(board.table["model_id"], board.table["rank"]))
+    fixed = {"model_id", "metric", "class_index", "class_name", "samples"}
+    for field in [column for column in per_class.columns if column not in fixed]:
+        values = per_class.dropna(subset=[field]).pivot_table(index=["class_index", "class_name", "samples"],
+                                                              columns="model_id", values=field)
+        console.print(f"\n{field} per class (models by rank)")  # a title line: the narrow table would wrap it
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("class", overflow="fold")
+        table.add_column("n", justify="right")
+        shown = [model_id for model_id in ranked if model_id in values.columns]
+        for model_id in shown:
+            table.add_column("-" if pd.isna(ranks[model_id]) else f"#{ranks[model_id]}", justify="right")
+        for (_, class_name, samples), row in values.iterrows():
+            table.add_row(str(class_name), str(samples), *(f"{row[model_id]:.4g}" for model_id in shown))
+        console.print(table)
+    if not saved:
+        console.print("every per-class value, with the model ids: --output DIR (leaderboard.json, \"per_class\")")
+
+
+def _search(query: str, limit: int, library: str | None):
+    """The zoo of ``--search``; without the Hub, a ConnectionError in one plain sentence (a search cannot be
+    answered from a local cache, so none is suggested)."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from lead_hub import network
+    from lead_hub.decoding import error_line
+    from lead_hub.zoo import search_zoo
+
+    if constants.HF_HUB_OFFLINE:
+        raise ConnectionError("--search asks the Hub, and HF_HUB_OFFLINE=1 is set: unset it to search, or name the "
+                              "models with --models or --zoo")
+    try:
+        with network.outage_reported_by_caller():
+            return search_zoo(query, limit=limit, library=library)
+    except OfflineModeIsEnabled as error:
+        found = network.outage()
+        cause = found.describe() if found is not None else error_line(error)
+        raise ConnectionError(f"--search asks the Hub, and {cause}: check the network (and HF_ENDPOINT), or name "
+                              "the models with --models or --zoo") from None
 
 
 def _why_none_scored() -> str:
@@ -182,8 +251,9 @@ def _json_or_text(value: str):
 
 
 def _push(board, repo_id: str, output: Path | None) -> int:
-    """Publish ``board``; when that fails, keep it as parquet (in ``output``, else ``./lead_hub_unpublished``) and
-    print the ``lead-hub push`` command that publishes it (safe to repeat: rows merge by key)."""
+    """Publish ``board``; when that fails, keep it as parquet (in ``output``, else in ``unpublished/`` of the
+    per-user cache: :data:`lead_hub.cache.UNPUBLISHED_DIR`) and print the ``lead-hub push`` command that publishes
+    it (safe to repeat: rows merge by key)."""
     from lead_hub.cli.push import push_command
     from lead_hub.hub import HubError, push_leaderboard
     from lead_hub.hub_merge import run_id
@@ -195,7 +265,7 @@ def _push(board, repo_id: str, output: Path | None) -> int:
         if output is not None:
             saved = output / "leaderboard.parquet"
         else:
-            saved = board.save(Path("lead_hub_unpublished"), formats=("parquet",),
+            saved = board.save(Path(UNPUBLISHED_DIR), formats=("parquet",),
                                stem=f"leaderboard-{run_id(board.provenance)}")[0]
         command = push_command(argparse.Namespace(results=saved, repo_id=repo_id))
         print(f"the leaderboard is saved in {saved}; publish it with: {command}", file=sys.stderr)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 from rich.table import Table
 
-from lead_hub.zoo import ZOO_DIR, load_zoo, zoo_names
+from lead_hub.zoo import NOT_A_CLONE_HINT, ZOO_DIR, load_zoo, zoo_names
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def list_zoos(arguments: argparse.Namespace) -> int:
+    if not zoo_names():
+        print(f"lead-hub zoo: no shipped zoo found in {ZOO_DIR}: {NOT_A_CLONE_HINT}", file=sys.stderr)
+        return 1
     table = Table(title=f"Model zoos in {ZOO_DIR}")
     for column in ("name", "models", "loadable", "description"):
         table.add_column(column, overflow="fold")

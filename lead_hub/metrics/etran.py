@@ -57,7 +57,7 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 
 @register(
     "etran",
-    summary="0.85 x min-max LDA posterior + 0.15 x min-max low-tail energy, relative to the model set",
+    summary="How well a linear classifier separates the classes, mixed with how familiar the images look to the model",
     reference="Gholami et al., ETran: Energy-Based Transferability Estimation, ICCV 2023",
     combine=combine_etran,
     orientation="higher is better, relative to the model set (min-max over the models scored together)",

@@ -36,7 +36,7 @@ VARIANCE_FLOOR = 1e-4
 
 @register(
     "gbc",
-    summary="minus the summed Bhattacharyya coefficients between per-class Gaussians in PCA-64 space",
+    summary="How little the classes overlap in the model's feature space",
     reference="Pándy et al., Transferability Estimation using Bhattacharyya Class Separability, CVPR 2022",
 )
 def gbc(features, labels, *, source_logits=None, seed: int = 0, pca_dims: int = PCA_DIMS,

@@ -30,7 +30,7 @@ from lead_hub.metrics._validation import check_inputs
 
 @register(
     "hscore",
-    summary="tr(pinv(Cov f) Cov(E[f|y])): feature variance explained by the class means",
+    summary="How much of the features' spread is explained by the class they belong to",
     reference="Bao et al., An Information-Theoretic Approach to Transferability in Task Transfer Learning, ICIP 2019",
     aliases=("h-score",),
 )

@@ -150,7 +150,7 @@ class LeadDiagnostics:
 
 @register(
     "lead",
-    summary="LEAD: cross-entropy of logits evolved in closed form by per-class NTK rates from a linear log_init",
+    summary="How well the model's outputs would fit your labels after fine-tuning, predicted without training it",
     reference="Hu et al., LEAD: Exploring Logit Space Evolution for Model Selection, CVPR 2024",
     sample_arrays=("sample_ids", "ntk_sq_norms"),
 )

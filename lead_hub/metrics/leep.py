@@ -22,7 +22,7 @@ from lead_hub.metrics._validation import check_inputs
 
 @register(
     "leep",
-    summary="log expected empirical prediction of target labels from the source classifier's softmax",
+    summary="How well the model's own original classes predict your labels",
     reference="Nguyen et al., LEEP: A New Measure to Evaluate Transferability of Learned Representations, ICML 2020",
     needs_source_logits=True,
 )

@@ -33,7 +33,7 @@ _EPSILON = 1e-5
 
 @register(
     "logme",
-    summary="maximum evidence of a Bayesian linear regression from features to one-hot labels, per sample",
+    summary="How well a simple linear model on the features explains your labels, accounting for its complexity",
     reference="You et al., LogME: Practical Assessment of Pre-trained Models for Transfer Learning, ICML 2021",
 )
 def logme(features, labels, *, source_logits=None, seed: int = 0) -> float:

@@ -19,7 +19,7 @@ from lead_hub.metrics._validation import check_inputs
 
 @register(
     "nce",
-    summary="negative conditional entropy of target labels given the source classifier's argmax",
+    summary="How predictable your labels are from the class the model's original classifier picks",
     reference="Tran et al., Transferability and Hardness of Supervised Classification Tasks, ICCV 2019",
     needs_source_logits=True,
 )

@@ -38,7 +38,7 @@ MAX_ITER = 30
 
 @register(
     "nleep",
-    summary="LEEP on the posteriors of a 5K-component Gaussian mixture fitted to PCA-80% features",
+    summary="LEEP with the model's original classes replaced by clusters of its features",
     reference="Li et al., Ranking Neural Checkpoints, CVPR 2021",
 )
 def nleep(features, labels, *, source_logits=None, seed: int = 0, variance_fraction: float = VARIANCE_FRACTION,

@@ -39,7 +39,7 @@ MAX_ITER = 100
 
 @register(
     "pactran",
-    summary="minus the PAC-Bayesian bound of a Gaussian-prior linear softmax head (PACTran-Gauss)",
+    summary="How well a linear classifier on the features could learn your labels, by a bound on its test error",
     reference="Ding et al., PACTran: PAC-Bayesian Metrics for Estimating the Transferability of Pretrained Models "
               "to Classification Tasks, ECCV 2022",
     aliases=("pactran_gauss", "pactran-gauss"),

@@ -41,7 +41,7 @@ class SubsampledWarning(UserWarning):
 
 @register(
     "parc",
-    summary="100 x Spearman correlation between sample dissimilarities of PCA-32 features and of one-hot labels",
+    summary="How closely the images that look alike to the model share a label",
     reference="Bolya et al., Scalable Diverse Model Selection for Accessible Transfer Learning, NeurIPS 2021",
 )
 def parc(features, labels, *, source_logits=None, seed: int = 0, pca_dims: int = PCA_DIMS,

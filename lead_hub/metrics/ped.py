@@ -38,7 +38,7 @@ STD_FLOOR = 1e-3
 
 @register(
     "ped",
-    summary="a base metric (SFDA by default) on features moved by potential-energy descent between classes",
+    summary="SFDA after moving the features as fine-tuning would, by a simple physical model of the classes",
     reference="Li, Hu et al., Exploring Model Transferability through the Lens of Potential Energy, ICCV 2023",
 )
 def ped(features, labels, *, source_logits=None, seed: int = 0, base: str = "sfda", base_options: dict | None = None,

@@ -22,7 +22,7 @@ from lead_hub.metrics._validation import check_inputs
 
 @register(
     "regularized_hscore",
-    summary="H-score with the Ledoit-Wolf shrunk feature covariance, robust for high-dimensional features",
+    summary="H-score made stable for features with more dimensions than images",
     reference="Ibrahim et al., Newer is not always better: Rethinking transferability metrics, their peculiarities, "
               "stability and performance, ECML-PKDD 2022",
     aliases=("hscore_reg", "h-score-reg"),

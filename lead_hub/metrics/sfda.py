@@ -28,7 +28,7 @@ from lead_hub.metrics._validation import check_inputs
 
 @register(
     "sfda",
-    summary="class posterior of a shrinkage Fisher discriminant refitted after confidence-weighted class mixing",
+    summary="How well a regularised linear classifier separates the classes, on features made harder to separate",
     reference="Shao et al., Not All Models Are Equal: Predicting Model Transferability in a Self-challenging "
               "Fisher Space, ECCV 2022",
 )

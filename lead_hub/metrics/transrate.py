@@ -25,7 +25,7 @@ EPSILON = 1e-4
 
 @register(
     "transrate",
-    summary="coding rate of all features minus the mean coding rate within each class",
+    summary="How much more information the features carry about everything than about one class at a time",
     reference="Huang et al., Frustratingly Easy Transferability Estimation, ICML 2022",
 )
 def transrate(features, labels, *, source_logits=None, seed: int = 0, epsilon: float = EPSILON) -> float:
