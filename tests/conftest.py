@@ -72,9 +72,11 @@ class TwoProcessRun:
 # `lead-hub rank` (its main(), as `accelerate launch -m lead_hub.cli rank` runs it) shard four candidates, one of
 # them broken (test_ranking); last, a ranking in which process 1 dies at its first model: the launch fails there.
 SHARDING_SCRIPT = """
+    import glob
     import json
     import logging
     import os
+    import time
     from lead_hub.data import load_images, load_parquet_split
     from lead_hub.features import _process_state, extract_many
     from lead_hub.ntk import sample_sq_norms_many
@@ -118,8 +120,15 @@ SHARDING_SCRIPT = """
                       "--cache-dir", {folder!r} + "/rank-cache", "--output", {folder!r} + "/cli-output", "--quiet"])
     report("rank", {{"streamed": streamed, "exit_code": exit_code, "messages": messages}})
 
+    def die_while_the_main_process_ranks(candidate, work):
+        # Once the main process has extracted a model (so it is past the plan's broadcast and ranking), not before:
+        # a process gone during the broadcast fails it with a connection error instead.
+        while not glob.glob({folder!r} + "/crash-cache/*/result.json"):
+            time.sleep(0.05)
+        os._exit(3)
+
     if state.process_index == 1:
-        ranking._rank_model = lambda candidate, work: os._exit(3)
+        ranking._rank_model = die_while_the_main_process_ranks
     try:
         ranking.rank({rank_ids!r}, {demo!r}, cache_dir={folder!r} + "/crash-cache", progress=False,
                      **{rank_options!r})

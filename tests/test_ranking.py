@@ -343,3 +343,5 @@ def test_a_dead_process_is_reported_and_its_models_are_ranked_on_rerun(two_proce
     rerun = rank(list(run.rank_ids), DEMO_DATASET, cache_dir=run.folder / "crash-cache", progress=False,
                  **run.rank_options)
     assert np.isfinite(rerun.table["lead"].to_numpy(float)).sum() == 3
+    # Process 1 died once the main process had extracted a model: that one is read back, not computed again.
+    assert rerun.table["notes"].str.contains("features read from the cache").any()
