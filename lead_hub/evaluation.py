@@ -146,7 +146,7 @@ def long_scores(table: pd.DataFrame, *, target: str = "target") -> pd.DataFrame:
     if "model" not in frame.columns:
         raise ValueError(f"scores need a 'model' (or 'model_id') column; got {list(table.columns)}")
     if "score" not in frame.columns:
-        not_scores = {"rank", "num_params", "feature_dim", "extract_seconds", "score_seconds", "seed",
+        not_scores = {"rank", "num_params", "feature_dim", "extract_seconds", "score_seconds", "process", "seed",
                       "samples_per_class", "image_size", "pareto"}
         metric_columns = [column for column in frame.columns
                           if column not in not_scores and pd.api.types.is_float_dtype(frame[column])]

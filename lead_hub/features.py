@@ -149,8 +149,9 @@ def extract_many(
     results = {}
     for model_id in list(model_ids)[state.process_index::state.num_processes]:
         try:
-            result = _extract_by_id(model_id, revisions.get(model_id), images, image_size, batch_size, num_workers,
-                                    cache_dir, dataset_identity, progress, precision)
+            result = extract_by_id(model_id, images, revision=revisions.get(model_id), image_size=image_size,
+                                   batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,
+                                   dataset_key=dataset_identity, progress=progress, precision=precision)
         except Exception as error:  # noqa: BLE001 - one failing model must not hide the others' results
             if not network.is_outage(error):  # an unreachable Hub is reported once, by lead_hub.network
                 logger.warning("feature extraction failed for %s: %s", model_id, error)
@@ -159,14 +160,14 @@ def extract_many(
             outcomes.append((model_id, None, f"{type(error).__name__}: {error}"))
             continue
         results[model_id] = result
-        entry = _CacheEntry.for_request(cache_dir, model_id, result.revision, image_size, dataset_identity, images,
-                                        result.dtype) if cache_dir is not None else None
-        outcomes.append((model_id, None if entry is None else str(entry.folder), None))
+        folder = cache_folder(result, images, cache_dir=cache_dir, dataset_key=dataset_identity) \
+            if cache_dir is not None else None
+        outcomes.append((model_id, None if folder is None else str(folder), None))
     if state.num_processes > 1:
         outcomes = gather_object(outcomes)
         for model_id, folder, _ in outcomes:
             if folder is not None and model_id not in results:
-                results[model_id] = _CacheEntry(Path(folder)).load_result()
+                results[model_id] = read_cache_folder(folder)
     failures = {model_id: error for model_id, _, error in outcomes if error}
     if failures and on_error == "raise":
         raise RuntimeError(f"feature extraction failed for {len(failures)} model(s): {failures}")
@@ -188,8 +189,23 @@ def dataset_fingerprint(images: LabeledImages) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def _extract_by_id(model_id, revision, images, image_size, batch_size, num_workers, cache_dir, dataset_identity,
-                   progress, precision) -> ExtractedFeatures:
+def extract_by_id(
+    model_id: str,
+    images: LabeledImages,
+    *,
+    revision: str | None = None,
+    image_size: int | None = None,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    cache_dir: str | Path | None = None,
+    dataset_key: str | Mapping | None = None,
+    progress: bool = True,
+    precision: str = "float32",
+) -> ExtractedFeatures:
+    """Features of one model named by id, computed in this process whatever the number of processes (the unit of
+    work of :func:`extract_many` and of a sharded :func:`lead_hub.rank`). A model whose features are already in
+    ``cache_dir`` is not even loaded. Arguments as in :func:`extract_many`; ``revision`` pins a Hub model."""
+    dataset_identity = dataset_key if dataset_key is not None else dataset_fingerprint(images)
     if cache_dir is not None:
         _, dtype = _device_and_dtype(precision)
         entry = _CacheEntry.for_request(cache_dir, model_id, resolve_revision(model_id, revision=revision),
@@ -200,6 +216,20 @@ def _extract_by_id(model_id, revision, images, image_size, batch_size, num_worke
     backbone = load_backbone(model_id, revision=revision, image_size=image_size)
     return extract_features(backbone, images, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,
                             dataset_key=dataset_identity, progress=progress, precision=precision)
+
+
+def cache_folder(result: ExtractedFeatures, images: LabeledImages, *, cache_dir: str | Path,
+                 dataset_key: str | Mapping | None = None) -> Path:
+    """The cache folder holding ``result`` (extracted on ``images`` with ``cache_dir`` and ``dataset_key``), for
+    another process to read back with :func:`read_cache_folder`."""
+    dataset_identity = dataset_key if dataset_key is not None else dataset_fingerprint(images)
+    return _CacheEntry.for_request(cache_dir, result.model_id, result.revision, result.image_size, dataset_identity,
+                                   images, result.dtype).folder
+
+
+def read_cache_folder(folder: str | Path) -> ExtractedFeatures | None:
+    """The finished features of a cache folder (:func:`cache_folder`), or None when it holds none (yet)."""
+    return _CacheEntry(Path(folder)).load_result()
 
 
 # ---- computation -------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ COLUMN_MEANINGS: dict[str, str] = {
     "num_params": "number of parameters of the model",
     "extract_seconds": "wall-clock seconds spent extracting features",
     "score_seconds": "wall-clock seconds spent computing the metric scores",
+    "process": "the process of an `accelerate launch` ranking that extracted the model's features (0 when one)",
     "pareto": "true when no other model of the ranking is both better scored and cheaper",
     "dataset": "the target dataset (Hub id, or the name of a local dataset)",
     "dataset_revision": "the dataset's commit (Hub revision) or content hash",

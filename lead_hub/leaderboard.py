@@ -13,6 +13,8 @@
 ``num_params``       true parameter count of the backbone
 ``extract_seconds``  wall time to get the features: loading and running the model, or reading the cache
 ``score_seconds``    wall time of all metrics on this model (a set-relative metric's time is split evenly)
+``process``          the process that extracted the model's features (0 unless ``rank`` ran under ``accelerate
+                     launch``; the provenance's ``processes`` says how many there were)
 ``pareto``           True if no other model is at most as large and at least as good on the primary metric, and
                      strictly one of the two (the score-versus-size Pareto front)
 ``notes``            why a score is missing, or other remarks; empty otherwise
@@ -49,9 +51,10 @@ from rich.table import Table
 from rich.text import Text
 
 FIXED_COLUMNS_BEFORE = ("rank", "model_id", "model_revision")
-FIXED_COLUMNS_AFTER = ("feature_dim", "num_params", "extract_seconds", "score_seconds", "pareto", "notes")
+FIXED_COLUMNS_AFTER = ("feature_dim", "num_params", "extract_seconds", "score_seconds", "process", "pareto",
+                       "notes")
 FORMATS = ("csv", "json", "parquet", "md", "png")
-_INTEGER_COLUMNS = ("rank", "feature_dim", "num_params")
+_INTEGER_COLUMNS = ("rank", "feature_dim", "num_params", "process")
 _TEXT_COLUMNS = ("model_id", "model_revision", "notes")
 _PARQUET_KEY = b"lead_hub.provenance"
 _MARKDOWN_MARK = "lead_hub provenance:"

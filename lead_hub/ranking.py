@@ -3,11 +3,13 @@
 ``rank(models, dataset)`` loads the dataset sample once, extracts every model's features (through the feature
 cache), scores every model with every chosen metric under identical settings and returns a
 :class:`~lead_hub.leaderboard.Leaderboard`. One model failing (it cannot be loaded, a metric raises) costs only
-its own cells: they become NaN with a note, and every other result is kept.
+its own cells: they become NaN with a note, and every other result is kept. Started by ``accelerate launch``,
+``rank`` shares the models out among the processes (:mod:`lead_hub.sharding`) and the main process scores them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -61,6 +63,7 @@ class _ModelResult:
     notes: list[str]
     sample_arrays: dict = dataclasses.field(default_factory=dict)
     lead_rates: np.ndarray | None = None
+    features_folder: str | None = None
 
 
 #: The metrics a ranking shows when none are named: LEAD (the paper's whole-network reading), and beside it the
@@ -70,6 +73,23 @@ DEFAULT_METRICS = ("lead", "hscore", "pactran")
 #: Images per class a ranking samples when neither ``samples_per_class``, ``max_samples`` nor ``all_samples`` is
 #: given: the same default sample in the CLI, the Python API and the Space.
 DEFAULT_SAMPLES_PER_CLASS = 30
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What every model of one ranking is computed with (the same on every process)."""
+
+    images: Any
+    image_size: int | None
+    cache_dir: str | Path | None
+    cache_key: Any
+    progress: bool
+    batch_size: int
+    metric_names: list[str]
+    precision: str
+    num_workers: int | None
+    lead_options: dict | None
+    """LEAD's options when LEAD is scored (its per-sample arrays are then computed with the features)."""
 
 
 @network.one_run()  # the first Hub failure of a ranking ends its network use, with one warning (lead_hub.network)
@@ -177,6 +197,16 @@ def rank(
     ValueError, KeyError, FileNotFoundError
         A bad setting, metric name, dataset or zoo, before any model is loaded; the message names the input.
 
+    Notes
+    -----
+    Under ``accelerate launch`` with P processes, every process calls ``rank`` with the same arguments: each
+    extracts its share of the models (balanced by parameters × images) on its own device into ``cache_dir``
+    (required then: a folder every process sees), and the main process scores them all, calls ``on_model_done``
+    (there only) as models finish on any process and shows the progress bar. Every process returns the same
+    leaderboard, equal to the one-process leaderboard on the same features; its provenance records ``processes``
+    and its ``process`` column which process extracted each model. When another process dies, the main process
+    raises :class:`~lead_hub.sharding.RankingStopped` naming the models left; rerunning resumes from the cache.
+
     Examples
     --------
     >>> from lead_hub import rank
@@ -184,15 +214,20 @@ def rank(
     >>> board.best_model                                                          # doctest: +SKIP
     >>> board.table[["rank", "model_id", "lead", "logme"]]                        # doctest: +SKIP
     """
+    from lead_hub import sharding
     from lead_hub.data import load_images
-
-    from lead_hub.features import dataset_fingerprint
+    from lead_hub.features import _process_state, dataset_fingerprint
 
     started = time.perf_counter()
     cache_dir = None if cache_dir is None else Path(cache_dir)  # DEFAULT_CACHE_DIR follows $LEAD_HUB_CACHE: read it now
     samples_per_class = default_sample(samples_per_class, max_samples, all_samples)
     metric_names, options = check_settings(metrics, metric_options, image_size=image_size, batch_size=batch_size,
                                            samples_per_class=samples_per_class, max_samples=max_samples)
+    state = _process_state()
+    if state.num_processes > 1 and cache_dir is None:
+        raise ValueError(f"rank under accelerate launch ({state.num_processes} processes) hands each model's "
+                         "features over through the cache: pass cache_dir (on the command line, leave out "
+                         "--no-cache)")
     candidates, candidate_provenance = resolve_candidates(models)
     use_available_cpus()
     source = resolve_dataset(dataset)
@@ -220,6 +255,7 @@ def rank(
         "metric_options": options,
         "image_size": image_size,
         "precision": precision,
+        "processes": state.num_processes,
         "candidates": candidate_provenance,
         "versions": library_versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -230,27 +266,66 @@ def rank(
         provenance["lead_ntk"] = lead_ntk_provenance(options["lead"])
     per_model_metrics = [name for name in metric_names if metric_registry.info(name).combine is None]
     set_metrics = [name for name in metric_names if metric_registry.info(name).combine is not None]
-    results: dict[str, _ModelResult] = {}
-    per_class_rows: list[dict] = []
-    for candidate in tqdm(candidates, desc="models", unit="model", disable=not progress or len(candidates) < 2):
-        result = _extract(candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,
-                          precision, num_workers)
-        if result.inputs is not None and "lead" in per_model_metrics:
-            _add_lead_arrays(candidate, result, images, options["lead"], image_size, cache_dir, cache_key, progress,
-                             num_workers)
+    work = _Work(images, image_size, cache_dir, cache_key, progress and state.is_main_process, batch_size,
+                 metric_names, precision, num_workers, options.get("lead") if "lead" in per_model_metrics else None)
+    results: dict[int, _ModelResult] = {}
+    per_class_rows: dict[int, list[dict]] = {}
+    bar = tqdm(total=len(candidates), desc="models", unit="model",
+               disable=not progress or len(candidates) < 2 or not state.is_main_process)
+
+    def collect(index: int, result: _ModelResult) -> None:
+        """Score one model on the main process and stream the partial leaderboard."""
         if result.inputs is not None:
-            for name in per_model_metrics:
-                per_class_rows += _score_one(name, options[name], candidate.model_id, result, per_class,
-                                             images.class_names)
-        results[candidate.model_id] = result
+            per_class_rows[index] = [row for name in per_model_metrics
+                                     for row in _score_one(name, options[name], candidates[index].model_id, result,
+                                                           per_class, images.class_names)]
+        results[index] = result
+        bar.update(1)
         if on_model_done is not None:
-            on_model_done(candidate.model_id, _leaderboard(results, provenance, started))
+            on_model_done(candidates[index].model_id,
+                          _leaderboard(_in_order(results, candidates), provenance, started))
+
+    def collect_finished_elsewhere() -> int:
+        records = run.finished_records(skip=set(results)) if run is not None else []
+        for record in records:
+            collect(record.index, _result_from_record(record))
+        return len(records)
+
+    shares: list[list[int]] = []  # filled by _share_out; read by the report of a stopped ranking
+    with _reporting_unfinished(state, candidates, shares, results):
+        run = _share_out(candidates, len(images), state, cache_dir, cache_key, shares)
+        mine = shares[state.process_index]
+        logger.debug("process %d of %d: %d of the %d models", state.process_index, state.num_processes, len(mine),
+                     len(candidates))
+        for done, index in enumerate(mine, start=1):
+            result = _rank_model(candidates[index], work)
+            result.row["process"] = state.process_index
+            logger.debug("process %d: %s done in %.1f s (%d of its %d models)", state.process_index,
+                         candidates[index].model_id, result.row["extract_seconds"] + result.row["score_seconds"],
+                         done, len(mine))
+            if not state.is_main_process:
+                run.write_record(sharding.ModelRecord(index, state.process_index, result.row, result.notes,
+                                                      result.features_folder, result.sample_arrays))
+                continue
+            collect(index, result)
+            collect_finished_elsewhere()
+        if not state.is_main_process:
+            return run.wait_for_leaderboard()
+        while len(results) < len(candidates):
+            if not collect_finished_elsewhere():
+                time.sleep(sharding.POLL_SECONDS)
+    bar.close()
+    results = _in_order(results, candidates)
     for name in set_metrics:
         _score_set(name, options[name], results)
     if "lead" in per_model_metrics:
         provenance["lead_rates"] = _lead_rates_check(results, options["lead"]["ntk"])
-    per_class_table = pd.DataFrame(per_class_rows) if per_class else None
-    return _leaderboard(results, provenance, started, per_class_table)
+    per_class_table = pd.DataFrame([row for index in sorted(per_class_rows) for row in per_class_rows[index]]) \
+        if per_class else None
+    board = _leaderboard(results, provenance, started, per_class_table)
+    if run is not None:
+        run.write_leaderboard(board)
+    return board
 
 
 @dataclass(frozen=True)
@@ -260,6 +335,7 @@ class Candidate:
     model_id: str
     load_id: str
     revision: str | None = None
+    params: int | None = None
 
 
 def resolve_candidates(models: str | Path | Zoo | Sequence[str | ZooEntry]) -> tuple[list[Candidate], dict]:
@@ -283,7 +359,7 @@ def resolve_candidates(models: str | Path | Zoo | Sequence[str | ZooEntry]) -> t
         entries = [entry if isinstance(entry, ZooEntry) else ZooEntry(model_id=str(entry), load_id=str(entry))
                    for entry in models]
         described = {"models": [public_model_id(entry.model_id) for entry in entries]}
-    candidates = [Candidate(entry.model_id, entry.load_id, entry.revision) for entry in entries]
+    candidates = [Candidate(entry.model_id, entry.load_id, entry.revision, entry.params) for entry in entries]
     if not candidates:
         raise ValueError("no candidate models given; pass model ids, a zoo name or a zoo")
     duplicated = sorted({c.model_id for c in candidates if [d.model_id for d in candidates].count(c.model_id) > 1})
@@ -433,20 +509,27 @@ def _is_dataset_object(dataset) -> bool:
     return isinstance(dataset, DATASET_OBJECTS)
 
 
-def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, progress, batch_size, metric_names,
-             precision, num_workers) -> _ModelResult:
-    """Features of one candidate; on failure a row of NaN scores noting the error."""
-    from lead_hub.features import extract_many
+def _rank_model(candidate: Candidate, work: _Work) -> _ModelResult:
+    """What one process computes for one candidate: its features (and source logits) and, when LEAD is scored,
+    LEAD's per-sample arrays; the scores are computed by the main process (:func:`_score_one`)."""
+    result = _extract(candidate, work)
+    if result.inputs is not None and work.lead_options is not None:
+        _add_lead_arrays(candidate, result, work)
+    return result
+
+
+def _extract(candidate: Candidate, work: _Work) -> _ModelResult:
+    """Features of one candidate, computed in this process; on failure a row of NaN scores noting the error."""
+    from lead_hub.features import cache_folder, extract_by_id
 
     row = {"model_id": candidate.model_id, "model_revision": candidate.revision,
-           **{name: np.nan for name in metric_names}, "score_seconds": 0.0}
+           **{name: np.nan for name in work.metric_names}, "score_seconds": 0.0}
     started = time.perf_counter()
     try:
-        extracted = extract_many([candidate.load_id], images, image_size=image_size,
-                                 revisions={candidate.load_id: candidate.revision} if candidate.revision else None,
-                                 batch_size=batch_size, cache_dir=cache_dir, dataset_key=cache_key,
-                                 progress=progress, on_error="raise", precision=precision,
-                                 num_workers=num_workers)[candidate.load_id]
+        extracted = extract_by_id(candidate.load_id, work.images, revision=candidate.revision,
+                                  image_size=work.image_size, batch_size=work.batch_size, cache_dir=work.cache_dir,
+                                  dataset_key=work.cache_key, progress=work.progress, precision=work.precision,
+                                  num_workers=work.num_workers)
     except Exception as error:  # noqa: BLE001 - one model that cannot be loaded or run must not end the ranking
         row["extract_seconds"] = time.perf_counter() - started
         if network.is_outage(error):  # already said once, by lead_hub.network, for every model it stops
@@ -458,30 +541,31 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
                num_params=extracted.model.get("num_parameters"), extract_seconds=time.perf_counter() - started)
     notes = ["features read from the cache"] if extracted.from_cache else []
     inputs = {"features": extracted.features, "labels": extracted.labels, "source_logits": extracted.source_logits}
-    return _ModelResult(row, inputs, notes)
+    folder = None if work.cache_dir is None else str(cache_folder(extracted, work.images, cache_dir=work.cache_dir,
+                                                                  dataset_key=work.cache_key))
+    return _ModelResult(row, inputs, notes, features_folder=folder)
 
 
-def _add_lead_arrays(candidate: Candidate, result: _ModelResult, images, lead_options: dict, image_size, cache_dir,
-                     cache_key, progress, num_workers) -> None:
+def _add_lead_arrays(candidate: Candidate, result: _ModelResult, work: _Work) -> None:
     """LEAD's per-sample arrays for one model: the samples' ids (so its choices cannot move with round-off) and,
     with ``ntk="full"``, the whole network's per-sample gradient norms (:mod:`lead_hub.ntk`, cached beside the
     features). A model whose norms cannot be computed gets no LEAD score and a note saying why, never the
     head-only NTK: every model of a leaderboard is scored with the same NTK."""
     from lead_hub import ntk
 
-    result.sample_arrays["sample_ids"] = ntk.sample_ids(images)
-    if lead_options.get("ntk", "head") != "full":
+    result.sample_arrays["sample_ids"] = ntk.sample_ids(work.images)
+    if work.lead_options.get("ntk", "head") != "full":
         return
     started = time.perf_counter()
     try:
-        norms = ntk.lead_sq_norms(candidate.load_id, images, result.inputs["features"], lead_options,
-                                  revision=candidate.revision, image_size=image_size, cache_dir=cache_dir,
-                                  dataset_key=cache_key, progress=progress, num_workers=num_workers)
+        norms = ntk.lead_sq_norms(candidate.load_id, work.images, result.inputs["features"], work.lead_options,
+                                  revision=candidate.revision, image_size=work.image_size, cache_dir=work.cache_dir,
+                                  dataset_key=work.cache_key, progress=work.progress, num_workers=work.num_workers)
     except Exception as error:  # noqa: BLE001 - one model's NTK failing must not end the ranking
         logger.warning("%s: whole-network NTK failed: %s", candidate.model_id, error)
         result.notes.append(f"lead: whole-network NTK failed: {type(error).__name__}: {error_line(error)}")
         return
-    result.sample_arrays["ntk_sq_norms"] = norms.vector(len(images))
+    result.sample_arrays["ntk_sq_norms"] = norms.vector(len(work.images))
     result.row["score_seconds"] += time.perf_counter() - started
     where = "read from the cache" if norms.computed_rows == 0 else \
         f"{norms.computed_rows} computed on {norms.device} in {norms.seconds:.1f} s"
@@ -489,6 +573,79 @@ def _add_lead_arrays(candidate: Candidate, result: _ModelResult, images, lead_op
     size = result.row.get("num_params") or norms.trainable_parameters
     result.notes.append(f"lead: whole-network NTK over {size:,} backbone parameters and the head, "
                         f"{len(norms.rows)} images ({where})")
+
+
+def _share_out(candidates: list[Candidate], num_images: int, state, cache_dir, cache_key,
+               shares: list[list[int]]) -> Any:
+    """Fill ``shares`` with the candidates' indices each process ranks; return the run's hand-over folder (None in
+    a single process).
+
+    The main process estimates each model's cost (parameters × images, :mod:`lead_hub.sharding`), assigns the
+    models and broadcasts the plan: the one collective of a sharded ranking, taken while every process is at the
+    same point (the sample loaded). Each process checks that it drew the same candidates and sample as the main
+    process (a Hub search or dataset can change between two processes' requests), then proves it sees the shared
+    run folder."""
+    from lead_hub import sharding
+
+    if state.num_processes == 1:
+        shares.append(list(range(len(candidates))))
+        return None
+    from accelerate.utils import broadcast_object_list
+
+    identity = ([candidate.model_id for candidate in candidates], cache_key)
+    plan: list = [None, None, None]
+    if state.is_main_process:
+        costs = {}
+        for index, candidate in enumerate(candidates):
+            parameters = sharding.estimated_parameters(candidate.load_id, candidate.params)
+            costs[index] = None if parameters is None else parameters * num_images
+        assigned = sharding.assign_by_cost(costs, state.num_processes)
+        run = sharding.RunFolder.new(cache_dir)
+        run.write_plan([[candidates[index].model_id for index in share] for share in assigned])
+        plan = [assigned, str(run.folder), identity]
+    broadcast_object_list(plan)
+    assigned, folder, main_identity = plan
+    if identity != main_identity:
+        raise ValueError(f"process {state.process_index} resolved other candidates or another dataset sample than "
+                         "the main process (a Hub search or dataset changed between their requests); pin them: rank "
+                         "a zoo file or model ids, and a dataset revision")
+    shares.extend(assigned)
+    run = sharding.RunFolder(Path(folder))
+    run.mark_ready(state.process_index)
+    if state.is_main_process:
+        run.wait_until_ready(state.num_processes)
+    return run
+
+
+def _reporting_unfinished(state, candidates: list[Candidate], shares: list[list[int]], results: dict):
+    """On the main process of several: SIGTERM (another process died) raises
+    :class:`~lead_hub.sharding.RankingStopped` naming the models not ranked yet. Otherwise a no-op."""
+    from lead_hub import sharding
+
+    if state.num_processes == 1 or not state.is_main_process:
+        return contextlib.nullcontext()
+
+    def report() -> str:
+        if not shares:
+            return "no model was ranked (the processes stopped before the models were shared out): rerun the command"
+        names = [[candidates[index].model_id for index in share] for share in shares]
+        return sharding.unfinished_report(names, {candidates[index].model_id for index in list(results)})
+
+    return sharding.sigterm_raises(report)
+
+
+def _result_from_record(record) -> _ModelResult:
+    """A model ranked by another process, its features read back from the shared cache."""
+    from lead_hub.features import read_cache_folder
+
+    notes = list(record.notes)
+    extracted = None if record.features_folder is None else read_cache_folder(record.features_folder)
+    if record.features_folder is not None and extracted is None:
+        notes.append("features missing from the cache after process "
+                     f"{record.process} computed them; rerun to compute them again")
+    inputs = None if extracted is None else {"features": extracted.features, "labels": extracted.labels,
+                                             "source_logits": extracted.source_logits}
+    return _ModelResult(dict(record.row), inputs, notes, dict(record.sample_arrays), record.features_folder)
 
 
 def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, per_class: bool,
@@ -556,6 +713,11 @@ def _per_class_rows(name: str, model_id: str, diagnostics, labels: np.ndarray, c
     return [{"model_id": model_id, "metric": name, "class_index": k, "class_name": class_names[k],
              "samples": int(counts[k]), **{column: float(values[k]) for column, values in per_class.items()}}
             for k in range(len(class_names))]
+
+
+def _in_order(results: dict[int, _ModelResult], candidates: list[Candidate]) -> dict[str, _ModelResult]:
+    """The results keyed by model id, in the candidates' order (the order of equal scores and of set metrics)."""
+    return {candidates[index].model_id: results[index] for index in sorted(results)}
 
 
 def _leaderboard(results: dict[str, _ModelResult], provenance: dict, started: float,

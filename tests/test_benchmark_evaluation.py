@@ -65,7 +65,8 @@ def test_rank_quality_and_summary_by_hand():
 
 def test_long_scores_from_a_wide_leaderboard():
     wide = pd.DataFrame({"rank": [1, 2], "model_id": ["local-dir:zoo/m1", "hf-hub:timm/m2"],
-                         "lead": [-0.1, -0.5], "logme": [1.2, 0.7], "num_params": [10.0, 20.0]})
+                         "lead": [-0.1, -0.5], "logme": [1.2, 0.7], "num_params": [10.0, 20.0],
+                         "process": [1.0, float("nan")]})  # floats: rows of older leaderboards have no process
     long = long_scores(wide, target="eurosat")
     assert sorted(long["variant"].unique()) == ["lead", "logme"]
     assert set(long["model"]) == {"m1", "hf-hub:timm/m2"}

@@ -47,7 +47,8 @@ def test_sorted_by_primary_metric_with_missing_scores_last(leaderboard):
     assert leaderboard.table["rank"].isna().tolist() == [False] * 4 + [True]
     assert leaderboard.best_model == "large-best"
     assert list(leaderboard.table.columns) == ["rank", "model_id", "model_revision", "lead", "logme", "feature_dim",
-                                               "num_params", "extract_seconds", "score_seconds", "pareto", "notes"]
+                                               "num_params", "extract_seconds", "score_seconds", "process", "pareto",
+                                               "notes"]
 
 
 def test_equal_scores_share_a_rank():

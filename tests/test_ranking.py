@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import timm
 import torch
@@ -16,7 +19,7 @@ from lead_hub.cli import main
 from lead_hub.cli.rank import parse_metric_options
 from lead_hub.leaderboard import Leaderboard
 from lead_hub.metrics import _registry
-from lead_hub.ranking import rank, resolve_candidates, resolve_dataset
+from lead_hub.ranking import DEMO_DATASET, rank, resolve_candidates, resolve_dataset
 from lead_hub.zoo import load_zoo
 
 CLASSES = ("red", "green", "blue")
@@ -269,3 +272,80 @@ def test_rank_command_searches_the_hub_ranks_what_it_found_and_publishes(image_f
     assert published["model_id"].tolist() == ["org/tiny-net"]
     assert published["model_revision"].tolist() == [commit.oid]
     assert np.isfinite(published["lead"]).all() and published["dataset"].tolist() == [image_folder.name]
+
+
+# ---- under accelerate launch: the two-process run of conftest.py (SHARDING_SCRIPT) ----------------------------------
+
+def _plans(cache: Path) -> list[list[list[str]]]:
+    """The model shares of every ranking that ran with ``cache`` (one runs/<id>/plan.json each)."""
+    return [json.loads(path.read_text())["models"] for path in sorted(cache.glob("runs/*/plan.json"))]
+
+
+@pytest.mark.slow
+def test_accelerate_launch_shards_the_whole_ranking_across_two_processes(two_process_run, one_torch_thread):
+    run = two_process_run
+    boards = [Leaderboard.load(run.folder / f"api-{process}.parquet") for process in (0, 1)]
+    reports = run.reports("rank")
+    table = boards[0].table
+    assert boards[0].provenance["processes"] == 2
+    plans = _plans(run.folder / "rank-cache")
+    assert len(plans) == 2 and plans[0] == plans[1]  # rank() then `lead-hub rank`: the same plan
+    assert sorted(len(share) for share in plans[0]) == [2, 2]
+    assert dict(zip(table["model_id"], table["process"])) == {model_id: process for process, share
+                                                              in enumerate(plans[0]) for model_id in share}
+    # Each model computed once, by its process: nothing came from the cache on this first ranking.
+    assert not table["notes"].str.contains("read from the cache").any()
+    broken = table.set_index("model_id").loc[run.rank_ids[2]]
+    assert "feature extraction failed" in broken["notes"] and math.isnan(broken["lead"])
+    # Rows streamed on the main process only, one per model wherever it ran; every process returns the result.
+    assert sorted(model_id for model_id, _ in reports[0]["streamed"]) == sorted(run.rank_ids)
+    assert [rows for _, rows in reports[0]["streamed"]] == [1, 2, 3, 4] and reports[1]["streamed"] == []
+    pd.testing.assert_frame_equal(boards[1].table, table)
+    # Per-process detail at debug level, from each process.
+    for process, report in enumerate(reports):
+        assert any(message.startswith(f"process {process}: ") and " done in " in message
+                   for message in report["messages"])
+
+    # One process on the same features and NTK norms (the shared cache): bit-identical scores, the same ranking.
+    single = rank(list(run.rank_ids), DEMO_DATASET, cache_dir=run.folder / "rank-cache", progress=False,
+                  **run.rank_options)
+    assert single.provenance["processes"] == 1 and set(single.table["process"]) == {0}
+    assert single.table["model_id"].tolist() == table["model_id"].tolist()
+    np.testing.assert_array_equal(single.table[["lead", "logme"]].to_numpy(float),
+                                  table[["lead", "logme"]].to_numpy(float))
+    assert np.isfinite(table["lead"].to_numpy(float)).sum() == 3
+    # From scratch in one process: the same ranking.
+    fresh = rank(list(run.rank_ids), DEMO_DATASET, cache_dir=None, progress=False, **run.rank_options)
+    assert fresh.table["model_id"].tolist() == table["model_id"].tolist()
+    np.testing.assert_allclose(fresh.table["lead"].to_numpy(float), table["lead"].to_numpy(float), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_lead_hub_rank_under_accelerate_launch_resumes_from_the_cache_and_writes_once(two_process_run):
+    run = two_process_run
+    assert [report["exit_code"] for report in run.reports("rank")] == [0, 0]
+    written = Leaderboard.load(run.folder / "cli-output" / "leaderboard.json")
+    api = Leaderboard.load(run.folder / "api-0.parquet")
+    assert written.provenance["processes"] == 2
+    # The command ran after rank() on the same cache: every model's features and NTK norms were read back.
+    scored = written.table[written.table["lead"].notna()]
+    assert len(scored) == 3
+    assert scored["notes"].str.contains("features read from the cache").all()
+    assert scored["notes"].str.contains(r"images \(read from the cache\)").all()
+    np.testing.assert_array_equal(written.table["lead"].to_numpy(float), api.table["lead"].to_numpy(float))
+    # Only the main process printed the table and wrote the files.
+    assert run.stdout.count("wrote ") == 5 and run.stdout.count("lead_hub leaderboard:") == 1
+
+
+@pytest.mark.slow
+def test_a_dead_process_is_reported_and_its_models_are_ranked_on_rerun(two_process_run, one_torch_thread):
+    run = two_process_run
+    error = json.loads((run.folder / "stopped-0.json").read_text())["error"]
+    (plan,) = _plans(run.folder / "crash-cache")
+    assert "another process of the launch ended" in error and "rerun the same command to resume" in error
+    assert f"process 1: {', '.join(plan[1])}" in error
+    rerun = rank(list(run.rank_ids), DEMO_DATASET, cache_dir=run.folder / "crash-cache", progress=False,
+                 **run.rank_options)
+    assert np.isfinite(rerun.table["lead"].to_numpy(float)).sum() == 3
+    # Process 1 died once the main process had extracted a model: that one is read back, not computed again.
+    assert rerun.table["notes"].str.contains("features read from the cache").any()

@@ -247,14 +247,14 @@ def demo_run(tmp_path_factory, feature_cache):
     stages = []
     updates = []
     worker_counts = []
-    real_extract_many = features.extract_many
+    real_extract_by_id = features.extract_by_id
 
-    def recording_extract_many(*arguments, **options):
+    def recording_extract_by_id(*arguments, **options):
         worker_counts.append(options.get("num_workers"))
-        return real_extract_many(*arguments, **options)
+        return real_extract_by_id(*arguments, **options)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(features, "extract_many", recording_extract_many)
+        patch.setattr(features, "extract_by_id", recording_extract_by_id)
         for update in stream_ranking(quick_request(), results_dir=results_dir, cache_dir=feature_cache,
                                      progress=lambda fraction, text: stages.append((fraction, text))):
             updates.append(update)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -77,12 +78,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="feature extraction precision (default: float32; bfloat16 autocast is faster on a GPU "
                              "but moves scores enough to swap close models)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--log-level", choices=("warning", "info", "debug"), default="warning",
+                        help="messages shown on stderr (default: warning; debug adds each process's progress under "
+                             "accelerate launch)")
     parser.set_defaults(handler=run_rank)
 
 
 def run_rank(arguments: argparse.Namespace) -> int:
+    """Rank, then print, save and publish on the main process only. Under ``accelerate launch`` every process
+    runs this and ranks its share of the models (:mod:`lead_hub.sharding`); the others print nothing."""
+    from lead_hub.features import _process_state
     from lead_hub.ranking import check_settings, default_sample, rank
+    from lead_hub.sharding import RankingStopped
 
+    _show_messages(arguments.log_level)
     # Seconds of checks before minutes of work: sizes, metric options (exit code 2) and the Hub token (1).
     metric_names = [name for item in arguments.metrics for name in item.split(",") if name]
     metric_options = parse_metric_options(arguments.metric_option)
@@ -92,7 +101,8 @@ def run_rank(arguments: argparse.Namespace) -> int:
                    max_samples=arguments.max_samples)
     if arguments.output is not None:
         check_output_folder(arguments.output)
-    if arguments.push_to_hub is not None:
+    is_main = _process_state().is_main_process
+    if arguments.push_to_hub is not None and is_main:
         from lead_hub.hub import HubError, check_can_publish
 
         try:
@@ -104,28 +114,34 @@ def run_rank(arguments: argparse.Namespace) -> int:
         models = _search(arguments.search, arguments.search_limit, arguments.library)
     else:
         models = arguments.zoo if arguments.zoo is not None else arguments.models
-    board = rank(
-        models,
-        arguments.dataset,
-        split=arguments.split,
-        metrics=metric_names,
-        samples_per_class=arguments.samples_per_class,
-        max_samples=arguments.max_samples,
-        all_samples=arguments.all_samples,
-        seed=arguments.seed,
-        image_size=arguments.image_size,
-        metric_options=metric_options,
-        cache_dir=None if arguments.no_cache else arguments.cache_dir,
-        progress=not arguments.quiet,
-        per_class=arguments.per_class,
-        batch_size=arguments.batch_size,
-        dataset_revision=arguments.dataset_revision,
-        precision=arguments.precision,
-        strict=arguments.strict,
-        image_column=arguments.image_column,
-        label_column=arguments.label_column,
-        config=arguments.dataset_config,
-    )
+    try:
+        board = rank(
+            models,
+            arguments.dataset,
+            split=arguments.split,
+            metrics=metric_names,
+            samples_per_class=arguments.samples_per_class,
+            max_samples=arguments.max_samples,
+            all_samples=arguments.all_samples,
+            seed=arguments.seed,
+            image_size=arguments.image_size,
+            metric_options=metric_options,
+            cache_dir=None if arguments.no_cache else arguments.cache_dir,
+            progress=not arguments.quiet,
+            per_class=arguments.per_class,
+            batch_size=arguments.batch_size,
+            dataset_revision=arguments.dataset_revision,
+            precision=arguments.precision,
+            strict=arguments.strict,
+            image_column=arguments.image_column,
+            label_column=arguments.label_column,
+            config=arguments.dataset_config,
+        )
+    except RankingStopped as error:
+        print(f"lead-hub rank: error: {error}", file=sys.stderr)
+        return 1
+    if not is_main:
+        return 0
     console = Console()
     print_leaderboard(board, console, "rank")
     if arguments.per_class:
@@ -202,6 +218,18 @@ def _search(query: str, limit: int, library: str | None):
         cause = found.describe() if found is not None else error_line(error)
         raise ConnectionError(f"--search asks the Hub, and {cause}: check the network (and HF_ENDPOINT), or name "
                               "the models with --models or --zoo") from None
+
+
+def _show_messages(level: str) -> None:
+    """Print lead_hub's messages of ``level`` and above on stderr (warnings are printed anyway; other libraries'
+    debug messages stay hidden)."""
+    if level == "warning":
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    package_logger = logging.getLogger("lead_hub")
+    package_logger.setLevel(level.upper())
+    package_logger.addHandler(handler)
 
 
 def _why_none_scored() -> str:
