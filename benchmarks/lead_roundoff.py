@@ -19,6 +19,7 @@ noisy ones (one "draw"; the whole-network backbone part kept as above).
 
     python benchmarks/lead_roundoff.py --extraction-batch-size 1   # pacs_sketch → results/lead_roundoff.csv
     python benchmarks/lead_roundoff.py --targets flowers5 --draws 1 --output /tmp/roundoff.csv
+    python benchmarks/lead_roundoff.py --synthetic-only   # the synthetic rows again, the real rows kept
 """
 
 from __future__ import annotations
@@ -150,13 +151,18 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path, default=REPOSITORY / ".lead_hub_cache" / "benchmark")
     parser.add_argument("--output", type=Path, default=REPOSITORY / "benchmarks" / "results" / "lead_roundoff.csv")
+    parser.add_argument("--synthetic-only", action="store_true",
+                        help="measure the synthetic problem only and keep the other sources' rows of --output")
     parser.add_argument("--extraction-batch-size", type=int, default=None, metavar="B",
                         help="also score features extracted again with B images per batch (cached under "
                              "<cache-dir>/batch-size-B)")
     arguments = parser.parse_args()
     with threadpool_limits(limits=1, user_api="blas"):  # as the benchmark scores LEAD
         rows = measure("synthetic", *synthetic_problem(), arguments.draws)
-        for target in arguments.targets:
+        if arguments.synthetic_only:
+            kept = pd.read_csv(arguments.output)
+            rows += kept[kept["source"] != "synthetic"].to_dict("records")
+        for target in ([] if arguments.synthetic_only else arguments.targets):
             folder = SHARED / "targets" / target
             images = benchmark_images(folder)
             model_ids = zoo_model_ids(SHARED / "zoo")

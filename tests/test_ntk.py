@@ -114,10 +114,10 @@ def test_frozen_backbone_gives_the_head_closed_form(backbone, images, features):
 
 def test_full_ntk_of_a_frozen_backbone_scores_like_the_head_ntk(backbone, images, features):
     """lead_sq_norms picks exactly LEAD's NTK rows and head: with nothing to train in the backbone, ntk='full'
-    must give the head-only score."""
+    must give the head-only score (at the same rate constant: each NTK has its own default)."""
     frozen = dataclasses.replace(backbone, network=load_backbone(backbone.model_id, image_size=32)
                                  .network.requires_grad_(False))
-    options = {"ntk_samples_per_class": 2, "head_widths": (16, 24)}
+    options = {"ntk_samples_per_class": 2, "head_widths": (16, 24), "rate_constant": 2.0 ** -18}
     norms = lead_sq_norms(frozen, images, features, options, num_workers=0, progress=False)
     assert len(norms.rows) == 2 * len(images.class_names)
     lead = get_metric("lead")
