@@ -75,7 +75,7 @@ def test_refuses_links_and_special_files(tmp_path, file_type, message):
 
 def test_refuses_more_files_than_the_limit_before_extracting(tmp_path):
     archive = write_zip(tmp_path / "upload.zip", {f"cats/{index}.png": png_bytes(index) for index in range(4)})
-    with pytest.raises(ArchiveError, match="holds 4 entries .* more than 3"):
+    with pytest.raises(ArchiveError, match="holds more than 3 entries"):
         extract_image_archive(archive, tmp_path / "out", ArchiveLimits(max_files=3))
     assert not (tmp_path / "out").exists()
     assert len(extract_image_archive(archive, tmp_path / "out", ArchiveLimits(max_files=4))) == 4
@@ -181,7 +181,7 @@ def test_every_entry_counts_against_max_files_folders_and_metadata_too(tmp_path)
     members |= {f"__MACOSX/._{index}": b"m" for index in range(5)}
     archive = write_zip(tmp_path / "upload.zip", members, file_types={name: stat.S_IFDIR for name in members
                                                                         if name.endswith("/")})
-    with pytest.raises(ArchiveError, match="holds 11 entries \\(files, folders and metadata\\), more than 10"):
+    with pytest.raises(ArchiveError, match="holds more than 10 entries \\(files, folders and metadata"):
         extract_image_archive(archive, tmp_path / "out", ArchiveLimits(max_files=10))
     assert not (tmp_path / "out").exists()
 
