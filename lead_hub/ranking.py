@@ -83,6 +83,8 @@ def rank(
     image_column: str | None = None,
     label_column: str | None = None,
     num_workers: int | None = None,
+    allow_remote_image_urls: bool = False,
+    drop_empty_classes: bool = False,
 ) -> Leaderboard:
     """Score every candidate model on ``dataset`` and return them ranked by the first of ``metrics``.
 
@@ -114,6 +116,9 @@ def rank(
     Every sampled image is decode-checked before any model loads: unusable ones are skipped with a warning and
     listed in the provenance (``skipped_images``), or with ``strict=True`` stop the ranking with an error naming
     them. ``image_column`` and ``label_column`` name the columns of a parquet or Hub dataset (see ``load_images``).
+    An image stored as a path is read only from inside the dataset; ``allow_remote_image_urls=True`` also fetches
+    http(s) URLs. ``drop_empty_classes=True`` ranks the other classes when some class is left with fewer than two
+    usable images (else that is an error).
 
     ``num_workers`` DataLoader worker processes decode and preprocess images while the model runs (default: one
     per CPU but one, at most 4; the features do not depend on it). Pass 0 from a multi-threaded server such as the
@@ -132,7 +137,8 @@ def rank(
     source = resolve_dataset(dataset)
     images = load_images(source, split=split, samples_per_class=samples_per_class, max_samples=max_samples,
                          seed=seed, revision=dataset_revision, strict=strict, image_column=image_column,
-                         label_column=label_column)
+                         label_column=label_column, allow_remote_image_urls=allow_remote_image_urls,
+                         drop_empty_classes=drop_empty_classes, progress=progress)
     # A Hub dataset pinned to a commit is named by its provenance; a local file by a hash of its images' bytes
     # (extract_many's default), so editing the file invalidates the cache.
     content_hash = dataset_fingerprint(images) if images.revision is None else None

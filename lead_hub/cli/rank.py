@@ -41,6 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="stop when a sampled image does not decode (default: skip it with a warning, listed "
                              "in the provenance)")
+    parser.add_argument("--allow-remote-image-urls", action="store_true",
+                        help="fetch images that a dataset's rows give as http(s) URLs (default: refused; images are "
+                             "read only from the rows' bytes or from files inside the dataset)")
+    parser.add_argument("--drop-empty-classes", action="store_true",
+                        help="rank the other classes when a class is left with fewer than 2 usable images (default: "
+                             "an error)")
     parser.add_argument("--dataset-revision", help="branch, tag or commit of a Hub dataset")
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument("--samples-per-class", type=int, help="images drawn per class (default: all)")
@@ -114,6 +120,8 @@ def run_rank(arguments: argparse.Namespace) -> int:
         strict=arguments.strict,
         image_column=arguments.image_column,
         label_column=arguments.label_column,
+        allow_remote_image_urls=arguments.allow_remote_image_urls,
+        drop_empty_classes=arguments.drop_empty_classes,
     )
     console = Console()
     console.print(board)
