@@ -27,6 +27,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 from PIL import Image
 
@@ -293,6 +294,9 @@ def load_images(
         else:
             path, data_files = str(source), None
         with _read_errors_named(request, data_files), _progress_bars(progress):
+            if data_files is not None and sum(pq.ParquetFile(file).metadata.num_rows for file in data_files[split]) == 0:
+                raise DataSourceError(f"split {split!r} of {request.source!r} has no rows; pass a dataset (or split=) "
+                                      "with labelled images")
             dataset, resolved_revision = _open_split(path, data_files, request, streaming, hub=kind == "hub")
             if streaming:
                 images = _sample_stream(dataset, request, resolved_revision, stream_buffer_size)
@@ -501,8 +505,9 @@ def _read_errors_named(request: _Request, data_files: dict | None) -> Iterator[N
     except (DataSourceError, ConnectionError):  # already named; a Hub outage is reported as such by the caller
         raise
     except (DatasetGenerationError, OSError, ValueError, pa.ArrowException) as error:
-        files = listed(Path(file).name for file in (data_files or {}).get(request.split, [])) or request.source
-        raise DataSourceError(f"cannot read split {request.split!r} of {request.source!r} ({files}): "
+        files = listed(Path(file).name for file in (data_files or {}).get(request.split, []))
+        raise DataSourceError(f"cannot read split {request.split!r} of {request.source!r}"
+                              f"{f' ({files})' if files and files != Path(request.source).name else ''}: "
                               f"{type(error).__name__}: {error_line(error)[:300]}; check that the file is a complete, "
                               "uncorrupted parquet file with rows, or re-export it") from error
 
@@ -556,13 +561,21 @@ def _class_files(root: Path, source: str) -> tuple[list[Path], np.ndarray, list[
 
 def _class_names(folders: list[Path], source: str) -> list[str]:
     """The folders' names in Unicode NFC (macOS writes NFD): two folders whose names differ only in that
-    normalisation would print alike as two classes, so they are refused."""
+    normalisation would print alike as two classes, so they are refused; two that differ only in case (``Cat``,
+    ``cat``) stay two classes, with a warning."""
     names = [unicodedata.normalize("NFC", folder.name) for folder in folders]
     for name in set(names):
         spellings = [folder.name for folder, normal in zip(folders, names) if normal == name]
         if len(spellings) > 1:
             raise DataSourceError(f"{source!r}: class folders {spellings} are the same name {name!r} in different "
                                   "Unicode normalisations (NFC/NFD); merge them into one folder")
+    by_case: dict[str, list[str]] = {}
+    for name in names:
+        by_case.setdefault(name.casefold(), []).append(name)
+    alike = [spellings for spellings in by_case.values() if len(spellings) > 1]
+    if alike:  # Cat/ and cat/ are two classes here, one on a case-insensitive file system (macOS, Windows)
+        logger.warning("%s: class folders that differ only in case are ranked as separate classes: %s; merge them "
+                       "if they are one class", source, listed(" and ".join(spellings) for spellings in alike))
     return names
 
 

@@ -152,10 +152,11 @@ def extract_many(
             result = _extract_by_id(model_id, revisions.get(model_id), images, image_size, batch_size, num_workers,
                                     cache_dir, dataset_identity, progress, precision)
         except Exception as error:  # noqa: BLE001 - one failing model must not hide the others' results
-            if not network.is_outage(error):  # an unreachable Hub is reported once, by lead_hub.network
-                logger.warning("feature extraction failed for %s: %s", model_id, error)
             if on_error == "raise" and state.num_processes == 1:
-                raise
+                raise  # the caller reports it (rank: one line per model, and its note)
+            if not network.is_outage(error):  # an unreachable Hub is reported once, by lead_hub.network
+                logger.warning("feature extraction failed for %s: %s: %s", model_id, type(error).__name__,
+                               error_line(error))
             outcomes.append((model_id, None, f"{type(error).__name__}: {error}"))
             continue
         results[model_id] = result

@@ -347,7 +347,8 @@ def _extract(candidate: Candidate, images, image_size, cache_dir, cache_key, pro
         if network.is_outage(error):  # already said once, by lead_hub.network, for every model it stops
             return _ModelResult(row, None, ["not loaded: the Hub could not be reached and the model is not in the "
                                             "local Hugging Face cache"])
-        logger.warning("%s: feature extraction failed: %s", candidate.model_id, error)
+        logger.warning("%s: feature extraction failed: %s: %s", candidate.model_id, type(error).__name__,
+                       error_line(error))
         return _ModelResult(row, None, [f"feature extraction failed: {type(error).__name__}: {error_line(error)}"])
     row.update(model_revision=extracted.revision, feature_dim=extracted.features.shape[1],
                num_params=extracted.model.get("num_parameters"), extract_seconds=time.perf_counter() - started)
@@ -373,7 +374,7 @@ def _add_lead_arrays(candidate: Candidate, result: _ModelResult, images, lead_op
                                   revision=candidate.revision, image_size=image_size, cache_dir=cache_dir,
                                   dataset_key=cache_key, progress=progress, num_workers=num_workers)
     except Exception as error:  # noqa: BLE001 - one model's NTK failing must not end the ranking
-        logger.warning("%s: whole-network NTK failed: %s", candidate.model_id, error)
+        logger.warning("%s: whole-network NTK failed: %s", candidate.model_id, error_line(error))
         result.notes.append(f"lead: whole-network NTK failed: {type(error).__name__}: {error_line(error)}")
         return
     result.sample_arrays["ntk_sq_norms"] = norms.vector(len(images))
@@ -402,7 +403,7 @@ def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, pe
     except metric_registry.MetricNotApplicable as error:
         result.notes.append(f"{name}: not applicable ({error})")
     except Exception as error:  # noqa: BLE001 - a metric failing on one model must not end the ranking
-        logger.warning("%s: metric %s failed: %s", model_id, name, error)
+        logger.warning("%s: metric %s failed: %s", model_id, name, error_line(error))
         result.notes.append(f"{name} failed: {type(error).__name__}: {error_line(error)}")
     result.row["score_seconds"] += time.perf_counter() - started
     return [] if diagnostics is None else _per_class_rows(name, model_id, diagnostics, result.inputs["labels"],
@@ -426,7 +427,7 @@ def _score_set(name: str, options: dict, results: dict[str, _ModelResult]) -> No
     try:
         scores = metric_registry.score_model_set(name, inputs, **options)
     except Exception as error:  # noqa: BLE001 - the per-model metrics already computed must survive
-        logger.warning("set-relative metric %s failed: %s", name, error)
+        logger.warning("set-relative metric %s failed: %s", name, error_line(error))
         scores, failure = {}, f"{name} failed on the model set: {type(error).__name__}: {error_line(error)}"
         for model_id in inputs:
             results[model_id].notes.append(failure)
