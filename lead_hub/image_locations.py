@@ -90,14 +90,18 @@ class ImageLocations:
         remaining byte budget; raises :class:`ImageRefused`."""
         if _is_url(path) or (self.repository is not None and not Path(path).is_absolute()):
             url = self._allowed_url(path)
-            from datasets.utils.file_utils import xopen  # datasets' opener: hf:// with the user's token, chains
-
             try:
+                if url.lower().startswith(REMOTE_URL_SCHEMES):
+                    return self._downloaded(url)
+                from datasets.utils.file_utils import xopen  # datasets' opener: hf:// with the user's token, chains
+
                 with xopen(url, "rb") as handle:
                     return self._bounded(handle)
             except ImageRefused:
                 raise
             except Exception as error:  # noqa: BLE001 - fsspec and HTTP raise many types; one line, no URL
+                if not _is_url(path):  # a path of the repository: missing reads like refused, as for local files
+                    raise ImageRefused(OUTSIDE) from None
                 raise ImageRefused(f"image URL could not be read ({type(error).__name__})") from None
         real = self.local_file(path)
         try:
@@ -113,10 +117,10 @@ class ImageLocations:
         """The URL to read for ``path``: inside the dataset's repository, or any http(s) URL when allowed."""
         location = path.split("::")[-1]  # a chained URL (zip://member::hf://...) reads from its last part
         if not _is_url(path):
-            if self.repository is None or PurePosixPath(path).is_absolute():
+            if self.repository is None or PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
                 raise ImageRefused(OUTSIDE)
             return f"{self.repository.rstrip('/')}/{path}"
-        if ".." in PurePosixPath(location.split("://", 1)[-1]).parts:
+        if any(".." in PurePosixPath(part.split("://", 1)[-1]).parts for part in path.split("::")):
             raise ImageRefused("image URL refused: it has '..' in it")
         if self.repository is not None and _inside_repository(location, self.repository):
             return path
@@ -125,11 +129,18 @@ class ImageLocations:
         raise ImageRefused("image URL refused: outside the dataset (--allow-remote-image-urls, or "
                            "allow_remote_image_urls=True, fetches http(s) URLs)")
 
+    def _downloaded(self, url: str) -> bytes:
+        """An http(s) URL's body, through huggingface_hub's HTTP client (lead_hub.network's timeouts), bounded."""
+        from huggingface_hub import get_session
+
+        with get_session().stream("GET", url, follow_redirects=True) as response:
+            response.raise_for_status()
+            return self._bounded(_ChunkReader(response.iter_bytes(_CHUNK_BYTES)))
+
     def _bounded(self, handle) -> bytes:
         """Read ``handle`` to its end, refusing it once the dataset's reads pass the byte budget."""
-        parts, size = [], 0
+        parts = []
         while chunk := handle.read(_CHUNK_BYTES):
-            size += len(chunk)
             with self._lock:
                 self._bytes_read += len(chunk)
                 over = self._bytes_read > self.byte_budget
@@ -138,6 +149,16 @@ class ImageLocations:
                                    "budget (ArchiveLimits.max_total_bytes)")
             parts.append(chunk)
         return b"".join(parts)
+
+
+class _ChunkReader:
+    """``read()`` over an iterator of byte chunks (one chunk per call, b"" at the end)."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+
+    def read(self, _size: int) -> bytes:
+        return next(self._chunks, b"")
 
 
 def hub_repository(dataset_id: str, revision: str | None) -> str:
