@@ -49,6 +49,10 @@ def test_rank_passes_strict_and_the_column_names_through(monkeypatch):
     assert main(["rank", "--models", "a", "--dataset", "x.parquet", "--strict", "--image-column", "pixels",
                  "--label-column", "fine_label"]) == 2
     assert (seen["strict"], seen["image_column"], seen["label_column"]) == (True, "pixels", "fine_label")
+    assert not seen["allow_remote_image_urls"] and not seen["drop_empty_classes"]
+    assert main(["rank", "--models", "a", "--dataset", "x.parquet", "--allow-remote-image-urls",
+                 "--drop-empty-classes"]) == 2
+    assert seen["allow_remote_image_urls"] and seen["drop_empty_classes"]
 
 
 def test_demo_alias_beside_a_demo_folder_says_which_was_used(tmp_path, monkeypatch, caplog):
