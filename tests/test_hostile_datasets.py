@@ -262,3 +262,17 @@ def test_the_space_job_shows_a_broken_hub_dataset_in_one_line_or_ranks_its_good_
         final = list(stream_ranking(request, results_dir=tmp_path / "results"))[-1]
     assert final.board.provenance["samples"] == 5
     assert "Skipped 1 unreadable image(s): row 1 has no image (an empty cell)" in final.status
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_a_hub_image_folder_dataset_still_reads_its_own_files(tmp_path, monkeypatch, streaming):
+    """The images of a Hub image-folder repository are paths (hf:// when streamed, the local Hub cache when
+    downloaded): inside the dataset, so they are read."""
+    files = {f"train/{name}/{index}.png": png(40 * index + (100 if name == "b" else 0))
+             for name in ("a", "b") for index in range(3)}
+    with LoopbackHub() as hub:
+        hub.store.create_repo("dataset", "eve/folders")
+        hub.store.commit("dataset", "eve/folders", add=files)
+        point_client_at(monkeypatch, hub.endpoint, str(tmp_path / "hf_home"))
+        images = load_images("eve/folders", streaming=streaming, progress=False)
+    assert len(images) == 6 and not images.skipped and images.class_names == ["a", "b"]
