@@ -294,7 +294,7 @@ def load_images(
         else:
             path, data_files = str(source), None
         with _read_errors_named(request, data_files), _progress_bars(progress):
-            if data_files is not None and sum(pq.ParquetFile(file).metadata.num_rows for file in data_files[split]) == 0:
+            if data_files is not None and not any(pq.ParquetFile(file).metadata.num_rows for file in data_files[split]):
                 raise DataSourceError(f"split {split!r} of {request.source!r} has no rows; pass a dataset (or split=) "
                                       "with labelled images")
             dataset, resolved_revision = _open_split(path, data_files, request, streaming, hub=kind == "hub")
@@ -484,6 +484,11 @@ def _hub_cache_folder(dataset_id: str) -> Path:
     return Path(constants.HF_HUB_CACHE) / ("datasets--" + dataset_id.replace("/", "--"))
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (a corrupt file's bytes quoted by pyarrow) shown as ``?``."""
+    return "".join(character if character.isprintable() else "?" for character in text)
+
+
 @contextlib.contextmanager
 def _progress_bars(shown: bool) -> Iterator[None]:
     """datasets' progress bars on (as they were) or off for the block, restored after it."""
@@ -506,10 +511,11 @@ def _read_errors_named(request: _Request, data_files: dict | None) -> Iterator[N
         raise
     except (DatasetGenerationError, OSError, ValueError, pa.ArrowException) as error:
         files = listed(Path(file).name for file in (data_files or {}).get(request.split, []))
-        raise DataSourceError(f"cannot read split {request.split!r} of {request.source!r}"
-                              f"{f' ({files})' if files and files != Path(request.source).name else ''}: "
-                              f"{type(error).__name__}: {error_line(error)[:300]}; check that the file is a complete, "
-                              "uncorrupted parquet file with rows, or re-export it") from error
+        named = f" ({files})" if files and files != Path(request.source).name else ""
+        cause = _printable(error_line(error)[:300])
+        raise DataSourceError(f"cannot read split {request.split!r} of {request.source!r}{named}: "
+                              f"{type(error).__name__}: {cause}; check that the file is a complete, uncorrupted "
+                              "parquet file with rows, or re-export it") from error
 
 
 def _visible_entries(folder: Path) -> tuple[list[Path], list[Path]]:

@@ -18,7 +18,8 @@ from PIL import Image
 
 import lead_hub.features as features_module
 from lead_hub.data import LabeledImages, load_parquet_split
-from lead_hub.features import _atomic_save_npz, _load_checked_npz, dataset_fingerprint, extract_features, extract_many
+from lead_hub.features import (_atomic_save_npz, _load_checked_npz, dataset_fingerprint, extract_features,
+                               extract_many)
 from lead_hub.models import load_backbone
 from test_models import save_tiny_timm, save_tiny_transformers
 
