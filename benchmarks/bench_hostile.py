@@ -4,8 +4,9 @@ fresh process, and its outcome, first error line and peak memory recorded.
 Each case runs ``lead-hub`` (``lead_hub.cli.main``) in its own process: ``rank`` with one embedded demo model
 (MobileNetV1 0.25, ``--image-size 64``, no cache) for the datasets, ``zoo show`` for zoo files, ``push`` for a
 folder. Peak memory is the largest resident set size summed over that process and its DataLoader workers,
-sampled every 20 ms (``peak_tree_mb``), and the kernel's exact peak of the largest single process
-(``peak_process_mb``, from ``wait4``). The ``baseline`` case ranks the embedded 300-image demo zip the same way:
+sampled every 20 ms (``peak_tree_mb``; it counts the pages a forked worker shares with its parent twice), the same
+sum of proportional set sizes (``peak_tree_pss_mb``: a shared page counted once in all, so the tree's real
+footprint), and the kernel's exact peak of the largest single process (``peak_process_mb``, from ``wait4``). The ``baseline`` case ranks the embedded 300-image demo zip the same way:
 what the model and the libraries cost by themselves. A case passes when it exits with a clear one-line error
 (code 1 or 2) or a result, and never prints a Python traceback.
 
@@ -437,7 +438,7 @@ def run_case(name: str, work: Path) -> dict:
     process = subprocess.Popen([sys.executable, "-c", RUNNER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                cwd=work, env={**os.environ, "HF_HUB_OFFLINE": "1",
                                               "BENCH_HOSTILE_RUSAGE": str(rusage_file)})
-    watched, peak = psutil.Process(process.pid), 0
+    watched, peak, peak_pss = psutil.Process(process.pid), 0, 0
     output = {"stdout": [], "stderr": []}
     readers = [threading.Thread(target=lambda stream, key: output[key].append(stream.read()),
                                 args=(getattr(process, key), key)) for key in output]
@@ -447,6 +448,7 @@ def run_case(name: str, work: Path) -> dict:
         try:
             tree = [watched, *watched.children(recursive=True)]
             peak = max(peak, sum(member.memory_info().rss for member in tree if member.is_running()))
+            peak_pss = max(peak_pss, sum(member.memory_full_info().pss for member in tree if member.is_running()))
         except psutil.Error:
             pass
         time.sleep(0.02)
@@ -461,6 +463,7 @@ def run_case(name: str, work: Path) -> dict:
     return {"case": name, "input": description, "exit_code": process.returncode,
             "outcome": outcome(process.returncode, stderr), "message": message[:400],
             "traceback": "Traceback" in stderr, "peak_tree_mb": round(peak / 2**20),
+            "peak_tree_pss_mb": round(peak_pss / 2**20),
             "peak_process_mb": usage, "seconds": round(seconds, 1)}
 
 
