@@ -29,12 +29,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
+from datasets.utils.file_utils import xopen
 from PIL import Image
 
 from lead_hub import network
 from lead_hub.archive import IMAGE_EXTENSIONS, ArchiveLimits, extract_image_archive, is_os_metadata
 from lead_hub.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits, ImageDecodeError, decode_image, error_line
-from lead_hub.image_locations import ImageLocations, ImageRefused, hub_repository
+from lead_hub.image_locations import HUB_DATASET_URL, ImageLocations, ImageRefused, hub_repository
 from lead_hub.messages import listed
 from lead_hub.sampling import stratified_indices
 
@@ -266,8 +267,10 @@ def load_images(
     request = _Request(str(source), split, config, revision, image_column, label_column, samples_per_class,
                        max_samples, seed, drop_empty_classes)
     if isinstance(source, DATASET_OBJECTS):
-        # The caller's own object: its paths may be any regular local file (a notebook's load_dataset cache).
-        locations = ImageLocations(folder=Path(Path.cwd().anchor), allow_remote_urls=allow_remote_image_urls)
+        # The caller's own object: its paths may be any regular local file (a notebook's load_dataset cache) or
+        # any Hub dataset's file (a stream of a Hub image folder).
+        locations = ImageLocations(folder=Path(Path.cwd().anchor), repository=HUB_DATASET_URL,
+                                   allow_remote_urls=allow_remote_image_urls, open_url=_open_url)
         return _checked_images(_sample_object(source, request, stream_buffer_size), request, strict,
                                decode_limits, locations, read_paths=True)
     kind = _source_kind(source)
@@ -308,7 +311,7 @@ def load_images(
         else:
             locations = ImageLocations(folder=None if streaming else _hub_cache_folder(str(source)),
                                        repository=hub_repository(str(source), resolved_revision),
-                                       allow_remote_urls=allow_remote_image_urls)
+                                       allow_remote_urls=allow_remote_image_urls, open_url=_open_url)
     return _checked_images(images, request, strict, decode_limits, locations,
                            read_paths=kind not in ("zip", "folder"))
 
@@ -464,6 +467,11 @@ def _with_image_bytes(images: LabeledImages,
         {images.image_column: cells, images.label_column: list(images.dataset[images.label_column])},
         features=datasets.Features({images.image_column: datasets.Image(), images.label_column: label_feature}))
     return dataclasses.replace(images, dataset=dataset), refused
+
+
+def _open_url(url: str):
+    """A binary file of a Hub (or chained) URL, opened by datasets with the user's token."""
+    return xopen(url, "rb")
 
 
 def _dataset_folder(folder: Path) -> Path:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from lead_hub.archive import ArchiveLimits
 from lead_hub.decoding import ImageDecodeError
@@ -51,6 +53,9 @@ class ImageLocations:
     ``folder``: the dataset's own local folder (None: no local file may be read). ``repository``: the Hub
     dataset's ``hf://datasets/<id>`` root, with ``@<revision>`` where known (relative paths are read from it).
     ``allow_remote_urls``: read ``http(s)`` URLs too. ``byte_budget``: bytes all reads may return together.
+    ``repository`` set to ``hf://datasets/`` accepts any Hub dataset's files (a caller's own dataset object).
+    ``open_url``: how a repository URL (``hf://``, or chained ``zip://...::hf://...``) is opened for reading
+    (:mod:`lead_hub.data` passes ``datasets``' ``xopen``, which carries the user's token).
 
     Examples
     --------
@@ -66,6 +71,7 @@ class ImageLocations:
     repository: str | None = None
     allow_remote_urls: bool = False
     byte_budget: int = IMAGE_BYTE_BUDGET
+    open_url: Callable[[str], BinaryIO] | None = None
     _bytes_read: int = field(default=0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -88,14 +94,15 @@ class ImageLocations:
     def read(self, path: str) -> bytes:
         """The bytes of the image at ``path`` (a local file or a URL, see the class docstring), read within the
         remaining byte budget; raises :class:`ImageRefused`."""
-        if _is_url(path) or (self.repository is not None and not Path(path).is_absolute()):
+        reads_relative_from_repository = self.repository is not None and self.repository != HUB_DATASET_URL
+        if _is_url(path) or (reads_relative_from_repository and not Path(path).is_absolute()):
             url = self._allowed_url(path)
             try:
                 if url.lower().startswith(REMOTE_URL_SCHEMES):
                     return self._downloaded(url)
-                from datasets.utils.file_utils import xopen  # datasets' opener: hf:// with the user's token, chains
-
-                with xopen(url, "rb") as handle:
+                if self.open_url is None:
+                    raise ValueError("no opener for repository URLs")
+                with self.open_url(url) as handle:
                     return self._bounded(handle)
             except ImageRefused:
                 raise
@@ -172,6 +179,8 @@ def _inside_repository(url: str, repository: str) -> bool:
     from huggingface_hub import constants
 
     dataset_id = repository[len(HUB_DATASET_URL):].split("@")[0]
+    if not dataset_id:  # the caller's own dataset object: any Hub dataset it streams from
+        return url.startswith(HUB_DATASET_URL)
     prefixes = (f"{HUB_DATASET_URL}{dataset_id}@", f"{HUB_DATASET_URL}{dataset_id}/",
                 f"{constants.ENDPOINT.rstrip('/')}/datasets/{dataset_id}/resolve/")
     return url.startswith(prefixes)

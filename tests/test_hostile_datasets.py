@@ -270,3 +270,20 @@ def test_a_hub_image_folder_dataset_still_reads_its_own_files(tmp_path, monkeypa
         point_client_at(monkeypatch, hub.endpoint, str(tmp_path / "hf_home"))
         images = load_images("eve/folders", streaming=streaming, progress=False)
     assert len(images) == 6 and not images.skipped and images.class_names == ["a", "b"]
+
+
+def test_which_urls_each_kind_of_dataset_may_read():
+    """A Hub dataset reads its own repository only; a caller's dataset object any Hub dataset; http(s) needs the
+    opt-in. Nothing is opened here: a refusal happens before any read."""
+    own = ImageLocations(repository="hf://datasets/eve/pets@abc123")
+    assert own._allowed_url("hf://datasets/eve/pets@main/a.png") == "hf://datasets/eve/pets@main/a.png"
+    assert own._allowed_url("images/a.png") == "hf://datasets/eve/pets@abc123/images/a.png"
+    for refused in ("hf://datasets/eve/pets-other/a.png", "hf://datasets/eve/pets@main/../x/a.png",
+                    "https://example.com/a.png", "file:///etc/hostname", "../a.png", "/etc/hostname"):
+        with pytest.raises(ImageRefused):
+            own._allowed_url(refused)
+    caller_object = ImageLocations(folder=Path("/"), repository="hf://datasets/")
+    assert caller_object._allowed_url("zip://a.png::hf://datasets/x/y@v1/data.zip").startswith("zip://")
+    with pytest.raises(ImageRefused, match="--allow-remote-image-urls"):
+        caller_object._allowed_url("https://example.com/a.png")
+    assert ImageLocations(allow_remote_urls=True)._allowed_url("https://example.com/a.png")
