@@ -4,8 +4,9 @@ fresh process, and its outcome, first error line and peak memory recorded.
 Each case runs ``lead-hub`` (``lead_hub.cli.main``) in its own process: ``rank`` with one embedded demo model
 (MobileNetV1 0.25, ``--image-size 64``, no cache) for the datasets, ``zoo show`` for zoo files, ``push`` for a
 folder. Peak memory is the largest resident set size summed over that process and its DataLoader workers,
-sampled every 20 ms (``peak_tree_mb``), and the kernel's exact peak of the largest single process
-(``peak_process_mb``, from ``wait4``). The ``baseline`` case ranks the embedded 300-image demo zip the same way:
+sampled every 20 ms (``peak_tree_mb``; it counts the pages a forked worker shares with its parent twice), the same
+sum of proportional set sizes (``peak_tree_pss_mb``: a shared page counted once in all, so the tree's real
+footprint), and the kernel's exact peak of the largest single process (``peak_process_mb``, from ``wait4``). The ``baseline`` case ranks the embedded 300-image demo zip the same way:
 what the model and the libraries cost by themselves. A case passes when it exits with a clear one-line error
 (code 1 or 2) or a result, and never prints a Python traceback.
 
@@ -294,6 +295,124 @@ def case_corrupt_cache(work: Path):
     return "a truncated features.npz in the feature cache", argv
 
 
+# ---- issue 20: hostile datasets (image cells that are paths, broken parquet, forged zips, deep YAML) ----------------
+
+def image_parquet(path: Path, cells: list, labels: list[int], class_names: list[str] = ("a", "b")) -> Path:
+    """A parquet file whose datasets Image column holds ``cells`` (``{"bytes", "path"}`` or None), written with
+    pyarrow: datasets itself would open the paths while writing."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(class_names))})
+    table = pa.table({"image": pa.array(cells, type=pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                      "label": pa.array(labels, pa.int64())})
+    pq.write_table(table.replace_schema_metadata(
+        {"huggingface": json.dumps({"info": {"features": features.to_dict()}})}), path)
+    return path
+
+
+def case_path_cells_parquet(work: Path):
+    """Rows whose image is a path: 8 inside the dataset folder, 7 pointing out of it (what a hostile Hub dataset
+    gives a server): another image on the machine (absolute and as ../), /dev/zero, a FIFO, a URL, a missing file,
+    a symbolic link out of the folder."""
+    outside = work / "server" / "photo.png"
+    outside.parent.mkdir(parents=True)
+    outside.write_bytes(small_png(250))
+    os.mkfifo(work / "server" / "pipe.png")
+    folder = work / "dataset"
+    (folder / "images").mkdir(parents=True)
+    for index in range(8):
+        (folder / "images" / f"{index}.png").write_bytes(small_png(30 * index))
+    (folder / "images" / "link.png").symlink_to(outside)
+    paths = [f"images/{index}.png" for index in range(8)] + [
+        str(outside), "../" * len(folder.parts) + str(outside).lstrip("/"), "/dev/zero", str(work / "server" /
+        "pipe.png"), "http://127.0.0.1:9/photo.png", "images/missing.png", "images/link.png"]
+    image_parquet(folder / "train.parquet", [{"bytes": None, "path": path} for path in paths],
+                  [index % 2 for index in range(len(paths))])
+    return ("a parquet whose image cells are paths: 8 inside its folder; absolute, ../, /dev/zero, a FIFO, a URL, "
+            "a missing file and a symlink pointing out", [*RANK, "--dataset", str(folder)])
+
+
+def case_null_cells_parquet(work: Path):
+    cells = [{"bytes": small_png(20 * index), "path": None} for index in range(8)]
+    cells[2] = cells[5] = None
+    path = image_parquet(work / "nulls.parquet", cells, [index % 2 for index in range(8)])
+    return "a parquet with 2 null image cells among 8", [*RANK, "--dataset", str(path)]
+
+
+def case_zero_row_parquet(work: Path):
+    return "a parquet with no rows", [*RANK, "--dataset", str(image_parquet(work / "empty.parquet", [], []))]
+
+
+def case_bit_flipped_parquet(work: Path):
+    path = image_parquet(work / "flipped.parquet", [{"bytes": small_png(index), "path": None} for index in range(6)],
+                         [index % 2 for index in range(6)])
+    data = bytearray(path.read_bytes())
+    start = len(data) - 8 - int.from_bytes(data[-8:-4], "little") + 10  # inside the footer's metadata
+    data[start:start + 50] = bytes(byte ^ 0x5A for byte in data[start:start + 50])
+    path.write_bytes(bytes(data))
+    return "a parquet with 50 bytes of its footer flipped", [*RANK, "--dataset", str(path)]
+
+
+def case_classlabel_100k(work: Path):
+    names = [f"class{index}" for index in range(100_000)]
+    path = image_parquet(work / "many.parquet", [{"bytes": small_png(index), "path": None} for index in range(4)],
+                         [0, 1, 0, 1], class_names=names)
+    return "a parquet whose ClassLabel has 100,000 names, 2 used", [*RANK, "--dataset", str(path)]
+
+
+def case_long_path_zip(work: Path):
+    members = two_class_members({"data/a/" + "d/" * 2100 + "x.png": small_png(9)})
+    return "a zip member path of 4 KB of 1-byte parts", [*RANK, "--dataset", str(write_zip(work / "deep.zip",
+                                                                                                 members))]
+
+
+def case_forged_count_zip(work: Path):
+    """600,016 entries behind an end record that claims 1."""
+    path = work / "forged.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for index in range(600_000):
+            info = zipfile.ZipInfo(f"d{index}/")
+            info.external_attr = (stat.S_IFDIR | 0o755) << 16
+            archive.writestr(info, b"")
+        for name, content in two_class_members({}).items():
+            archive.writestr(name, content)
+    path.write_bytes(forged_entry_count(path.read_bytes(), 1))
+    return (f"a {path.stat().st_size / 1e6:.0f} MB zip of 600,006 entries whose end record claims 1",
+            [*RANK, "--dataset", str(path)])
+
+
+def forged_entry_count(data: bytes, claimed: int) -> bytes:
+    """The zip ``data`` with its end records (classic, and zip64 when present) claiming ``claimed`` entries."""
+    data = bytearray(data)
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8:end + 12] = min(claimed, 0xFFFF).to_bytes(2, "little") * 2  # entries on this disk, in all
+    end64 = data.rfind(b"PK\x06\x06")
+    if end64 >= 0:
+        data[end64 + 24:end64 + 40] = claimed.to_bytes(8, "little") * 2
+    return bytes(data)
+
+
+def case_yaml_nested_100k(work: Path):
+    path = work / "deep.yaml"
+    path.write_text("name: deep\nmodels: " + "[" * 100_000 + "\n")
+    return "a zoo YAML of 100,000 nested '['", ["zoo", "show", str(path)]
+
+
+def case_classes_1000_folder(work: Path):
+    """1,000 classes of 3 distinct 32x32 PNGs each, ranked with LogME (LEAD's cost grows with the classes)."""
+    for label in range(1000):
+        folder = work / "data" / f"class{label:04d}"
+        folder.mkdir(parents=True)
+        for index in range(3):
+            buffer = io.BytesIO()
+            Image.new("RGB", (32, 32), (label % 256, label // 256 * 60 + index * 10, index * 80)).save(buffer, "PNG")
+            (folder / f"{index}.png").write_bytes(buffer.getvalue())
+    return ("1,000 classes of 3 PNGs in a folder, ranked with LogME", [*RANK, "--dataset", str(work / "data"),
+                                                                        "--metrics", "logme"])
+
+
 CASES = {name.removeprefix("case_"): function for name, function in globals().items() if name.startswith("case_")}
 
 
@@ -319,7 +438,7 @@ def run_case(name: str, work: Path) -> dict:
     process = subprocess.Popen([sys.executable, "-c", RUNNER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                cwd=work, env={**os.environ, "HF_HUB_OFFLINE": "1",
                                               "BENCH_HOSTILE_RUSAGE": str(rusage_file)})
-    watched, peak = psutil.Process(process.pid), 0
+    watched, peak, peak_pss = psutil.Process(process.pid), 0, 0
     output = {"stdout": [], "stderr": []}
     readers = [threading.Thread(target=lambda stream, key: output[key].append(stream.read()),
                                 args=(getattr(process, key), key)) for key in output]
@@ -329,6 +448,7 @@ def run_case(name: str, work: Path) -> dict:
         try:
             tree = [watched, *watched.children(recursive=True)]
             peak = max(peak, sum(member.memory_info().rss for member in tree if member.is_running()))
+            peak_pss = max(peak_pss, sum(member.memory_full_info().pss for member in tree if member.is_running()))
         except psutil.Error:
             pass
         time.sleep(0.02)
@@ -343,6 +463,7 @@ def run_case(name: str, work: Path) -> dict:
     return {"case": name, "input": description, "exit_code": process.returncode,
             "outcome": outcome(process.returncode, stderr), "message": message[:400],
             "traceback": "Traceback" in stderr, "peak_tree_mb": round(peak / 2**20),
+            "peak_tree_pss_mb": round(peak_pss / 2**20),
             "peak_process_mb": usage, "seconds": round(seconds, 1)}
 
 

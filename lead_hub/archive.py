@@ -4,10 +4,12 @@ Checks, all made from the central directory before a single byte is written, the
 actually decompressed (so a header that lies about sizes cannot get past them; CPython's zipfile also stops a
 member at its declared size and then fails its CRC check, which is reported the same way):
 
-* entries: at most ``max_files`` entries of any kind (folders and OS metadata count too), read from the
-  end-of-central-directory record before the directory itself is parsed;
+* entries: at most ``max_files`` entries of any kind (folders and OS metadata count too), counted by walking the
+  central directory entry by entry and stopping at the limit, before zipfile parses it (the end record's count
+  is not trusted: a zip may claim one entry and hold 600,000);
 * names: valid UTF-8 when the archive flags them so; no absolute paths, drive letters, backslashes, ``..`` parts
-  or NUL bytes; no name component over 255 bytes; no two members that land on the same path once ``.`` and empty
+  or NUL bytes; no name component over 255 bytes and no name over 1,024 bytes in all (longer paths fail to
+  extract under most file systems' 4 KB path limit); no two members that land on the same path once ``.`` and empty
   parts are dropped (``cls/./a.png``, ``cls//a.png`` and ``cls/a.png``), and no file named like a folder;
 * compression: stored, Deflate, bzip2 or LZMA only (Deflate64, which Windows writes for large folders, is
   refused with the way to re-zip);
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import struct
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -91,17 +94,45 @@ def extract_image_archive(archive: str | Path, destination: str | Path,
 def _check_entry_count(archive: Path, limits: ArchiveLimits) -> None:
     """Refuse an archive of more than ``max_files`` entries before zipfile builds one object per entry.
 
-    zipfile offers no public way to read the entry count alone, so its end-of-central-directory reader is used.
+    The entries are counted as zipfile would find them: walking the central directory from the offset the end
+    record gives, one fixed-size header and its variable-length fields at a time, until the directory's size is
+    used up. The walk stops at ``max_files + 1`` entries, so a forged count in the end record (zipfile ignores it
+    too) cannot make zipfile parse hundreds of thousands of entries first. zipfile offers no public way to do this,
+    so its end-record reader and header layout are used.
     """
     try:
         with open(archive, "rb") as handle:
             record = zipfile._EndRecData(handle)
+            if not record:
+                return  # not a zip: zipfile says so, with its own message
+            entries = _count_entries(handle, record, limits.max_files + 1)
     except OSError as error:
         raise ArchiveError(f"cannot read {archive} ({error}); check the path") from error
-    if record and record[zipfile._ECD_ENTRIES_TOTAL] > limits.max_files:
-        raise ArchiveError(f"{archive} holds {record[zipfile._ECD_ENTRIES_TOTAL]:,} entries (files, folders and "
-                           f"metadata), more than {limits.max_files:,} (ArchiveLimits.max_files); sample fewer "
-                           "images per class before zipping")
+    if entries > limits.max_files:
+        raise ArchiveError(f"{archive} holds more than {limits.max_files:,} entries (files, folders and metadata; "
+                           "ArchiveLimits.max_files); sample fewer images per class before zipping")
+
+
+def _count_entries(handle, record: list, stop_at: int) -> int:
+    """Entries of the central directory described by the end record ``record``, counted up to ``stop_at``."""
+    size = record[zipfile._ECD_SIZE]
+    # Data prepended to the zip (a self-extractor) shifts every offset, as zipfile's own reader allows.
+    start = record[zipfile._ECD_LOCATION] - size
+    if record[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+        start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    handle.seek(start)
+    walked = entries = 0
+    while walked < size and entries < stop_at:
+        header = handle.read(zipfile.sizeCentralDir)
+        if len(header) != zipfile.sizeCentralDir or header[:4] != zipfile.stringCentralDir:
+            break  # a broken directory: zipfile raises BadZipFile on it, reported as such
+        fields = struct.unpack(zipfile.structCentralDir, header)
+        variable = (fields[zipfile._CD_FILENAME_LENGTH] + fields[zipfile._CD_EXTRA_FIELD_LENGTH]
+                    + fields[zipfile._CD_COMMENT_LENGTH])
+        handle.seek(variable, 1)
+        walked += zipfile.sizeCentralDir + variable
+        entries += 1
+    return entries
 
 
 def _open_zip(archive: Path) -> zipfile.ZipFile:
@@ -120,6 +151,8 @@ SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "De
 _COMPRESSION_NAMES = {9: "Deflate64", 6: "Implode", 98: "PPMd", 93: "Zstandard", 95: "XZ", 99: "AES-encrypted"}
 _MAX_NAME_COMPONENT_BYTES = 255
 """The longest file or folder name most file systems accept, in bytes."""
+_MAX_NAME_BYTES = 1024
+"""The longest member path accepted, in bytes: well inside the 4 KB path limit once joined to the destination."""
 
 
 def _checked_members(zip_file: zipfile.ZipFile, archive: Path, limits: ArchiveLimits) -> list[zipfile.ZipInfo]:
@@ -201,6 +234,10 @@ def _check_name(name: str, archive: Path) -> None:
         raise ArchiveError(f"{archive}: member {name[:80]!r}... has a name part of "
                            f"{len(long_parts[0].encode('utf-8', 'surrogateescape'))} bytes, more than the "
                            f"{_MAX_NAME_COMPONENT_BYTES} file systems accept; shorten it")
+    length = len(name.encode("utf-8", "surrogateescape"))
+    if length > _MAX_NAME_BYTES:
+        raise ArchiveError(f"{archive}: member {name[:80]!r}... has a path of {length:,} bytes, more than the "
+                           f"{_MAX_NAME_BYTES:,} accepted; use shallower folders and shorter names")
 
 
 def _check_entry_type(info: zipfile.ZipInfo, archive: Path) -> None:
@@ -250,10 +287,14 @@ def _extract(zip_file: zipfile.ZipFile, members: list[zipfile.ZipInfo], archive:
         target = destination.joinpath(*PurePosixPath(info.filename).parts).resolve()
         if not target.is_relative_to(destination):
             raise ArchiveError(f"{archive}: member {info.filename!r} resolves outside {destination}; refusing it")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sink = open(target, "xb")  # "xb" never overwrites and never follows a link planted at the target
+        except OSError as error:  # a path the file system refuses (too long, a name it cannot store)
+            raise ArchiveError(f"{archive}: member {info.filename[:80]!r} cannot be written here ({error.strerror}); "
+                               "rename it with a shorter, plainer path") from error
         written = 0
-        # "xb" never overwrites and never follows a link planted at the target.
-        with zip_file.open(info) as source, open(target, "xb") as sink:
+        with zip_file.open(info) as source, sink:
             while chunk := source.read(_CHUNK_BYTES):
                 written += len(chunk)
                 total_bytes += len(chunk)

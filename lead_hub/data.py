@@ -7,6 +7,7 @@ labels 0..K-1 and the provenance a ranking must record. This module is the only 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import heapq
@@ -17,20 +18,25 @@ import shutil
 import tempfile
 import unicodedata
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import numpy as np
-from datasets.exceptions import DatasetNotFoundError
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 from datasets.utils.file_utils import xopen
 from PIL import Image
 
 from lead_hub import network
 from lead_hub.archive import IMAGE_EXTENSIONS, ArchiveLimits, extract_image_archive, is_os_metadata
-from lead_hub.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits, ImageDecodeError, decode_image
+from lead_hub.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits, ImageDecodeError, decode_image, error_line
+from lead_hub.image_locations import HUB_DATASET_URL, ImageLocations, ImageRefused, hub_repository
+from lead_hub.messages import listed
 from lead_hub.sampling import stratified_indices
 
 logger = logging.getLogger(__name__)
@@ -112,11 +118,11 @@ class LabeledImages:
 
     def image_name(self, index: int) -> str:
         """How messages name row ``index``: its file (relative to the source folder or zip) or its source row."""
-        cell = self.encoded[int(index)][self.image_column]
+        cell = self.encoded[int(index)][self.image_column] or {}
         path = cell.get("path")
-        root = self.workspace.path if self.workspace is not None else Path(self.source)
-        if path and Path(path).is_relative_to(root):
-            return Path(path).relative_to(root).as_posix()
+        root = (self.workspace.path if self.workspace is not None else Path(self.source)).absolute()
+        if path and Path(path).absolute().is_relative_to(root):
+            return Path(path).absolute().relative_to(root).as_posix()
         row = int(self.row_indices[index]) if self.row_indices is not None else int(index)
         return f"row {row}" + (f" ({Path(path).name})" if path else "")
 
@@ -183,6 +189,7 @@ class _Request:
     samples_per_class: int | None
     max_samples: int | None
     seed: int
+    drop_empty_classes: bool = False
 
 
 @network.one_run()  # a Hub that cannot be reached is given up at its first failure (lead_hub.network)
@@ -203,6 +210,9 @@ def load_images(
     stream_buffer_size: int = STREAM_BUFFER_SIZE,
     strict: bool = False,
     decode_limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+    allow_remote_image_urls: bool = False,
+    drop_empty_classes: bool = False,
+    progress: bool = True,
 ) -> LabeledImages:
     """Load ``split`` of ``source`` and keep a seeded, class-stratified sample of its rows.
 
@@ -228,7 +238,8 @@ def load_images(
 
     Sampling: ``samples_per_class`` takes ``min(n_k, samples_per_class)`` rows of class k; ``max_samples`` takes
     about ``max_samples * n_k / N`` (``lead_hub.sampling.stratified_indices``, seeded by ``seed``, on the whole
-    split). With neither, every row is kept. Every class must keep at least two rows.
+    split). With neither, every row is kept. Every class must keep at least two usable rows; with
+    ``drop_empty_classes`` the classes that do not are dropped (with a warning) and the others renumbered.
 
     A stream cannot count its classes before reading them, so there ``max_samples`` means equal quotas of
     ``max_samples // K`` per class of the ClassLabel feature, and reading stops as soon as every quota is full.
@@ -242,14 +253,26 @@ def load_images(
     else uses the sample: an image that does not decode, or exceeds the pixel budget, is left out with a warning
     naming it (``LabeledImages.skipped``, counted in the provenance), or with ``strict=True`` stops the load with
     a DataSourceError naming every bad image.
+
+    An image cell holding a path and no bytes is read only from the dataset itself
+    (:mod:`lead_hub.image_locations`): a file inside the image folder, the extracted zip, the parquet file's folder
+    (a relative path is read from there) or the Hub dataset's repository; a dataset object's paths may be any
+    regular local file. A path outside, a device, a FIFO, a missing file, or a URL (unless
+    ``allow_remote_image_urls``) is refused for that row, which is skipped like an undecodable image; all the path
+    images of a dataset are read within the byte budget of a zip's members. A row with no image at all (a null
+    cell) is skipped the same way. ``progress=False`` silences datasets' progress bars ("Generating train split").
     """
     if samples_per_class is not None and max_samples is not None:
         raise DataSourceError("give samples_per_class or max_samples, not both")
     request = _Request(str(source), split, config, revision, image_column, label_column, samples_per_class,
-                       max_samples, seed)
+                       max_samples, seed, drop_empty_classes)
     if isinstance(source, DATASET_OBJECTS):
-        return _without_undecodable(_sample_object(source, request, stream_buffer_size), request, strict,
-                                    decode_limits)
+        # The caller's own object: its paths may be any regular local file (a notebook's load_dataset cache) or
+        # any Hub dataset's file (a stream of a Hub image folder).
+        locations = ImageLocations(folder=Path(Path.cwd().anchor), repository=HUB_DATASET_URL,
+                                   allow_remote_urls=allow_remote_image_urls, open_url=_open_url)
+        return _checked_images(_sample_object(source, request, stream_buffer_size), request, strict,
+                               decode_limits, locations, read_paths=True)
     kind = _source_kind(source)
     if kind != "hub" and (config is not None or revision is not None):
         raise DataSourceError(f"config and revision apply to Hub dataset ids, but {source!r} is a local {kind}; "
@@ -264,19 +287,33 @@ def load_images(
                               "leave streaming unset")
     if kind == "zip":
         images = _load_zip(Path(source), request, extract_dir, archive_limits)
+        locations = ImageLocations(folder=images.workspace.path if extract_dir is None else Path(extract_dir))
     elif kind == "folder":
         images = _load_image_folder(Path(source), request)
+        locations = ImageLocations(folder=_dataset_folder(Path(source)))
     else:
         if kind == "parquet":
             path, data_files = "parquet", {split: _parquet_files(Path(source), split)}
         else:
             path, data_files = str(source), None
-        dataset, resolved_revision = _open_split(path, data_files, request, streaming, hub=kind == "hub")
-        if streaming:
-            images = _sample_stream(dataset, request, resolved_revision, stream_buffer_size)
+        with _read_errors_named(request, data_files), _progress_bars(progress):
+            if data_files is not None and not any(pq.ParquetFile(file).metadata.num_rows for file in data_files[split]):
+                raise DataSourceError(f"split {split!r} of {request.source!r} has no rows; pass a dataset (or split=) "
+                                      "with labelled images")
+            dataset, resolved_revision = _open_split(path, data_files, request, streaming, hub=kind == "hub")
+            if streaming:
+                images = _sample_stream(dataset, request, resolved_revision, stream_buffer_size)
+            else:
+                images = _sample_dataset(dataset, request, resolved_revision)
+        if kind == "parquet":
+            folder = Path(source) if Path(source).is_dir() else Path(source).parent
+            locations = ImageLocations(folder=_dataset_folder(folder), allow_remote_urls=allow_remote_image_urls)
         else:
-            images = _sample_dataset(dataset, request, resolved_revision)
-    return _without_undecodable(images, request, strict, decode_limits)
+            locations = ImageLocations(folder=None if streaming else _hub_cache_folder(str(source)),
+                                       repository=hub_repository(str(source), resolved_revision),
+                                       allow_remote_urls=allow_remote_image_urls, open_url=_open_url)
+    return _checked_images(images, request, strict, decode_limits, locations,
+                           read_paths=kind not in ("zip", "folder"))
 
 
 def load_parquet_split(source: str | Path, split: str) -> LabeledImages:
@@ -361,6 +398,7 @@ def _load_zip(archive: Path, request: _Request, extract_dir: str | Path | None,
 
 def _load_image_folder(root: Path, request: _Request) -> LabeledImages:
     """Sample a folder of class folders; the dataset refers to the chosen files by path, decoded on access."""
+    root = root.absolute()  # ImageLocations reads a relative path from the dataset folder, not from here
     files, labels, class_names = _class_files(_class_root(root, request), request.source)
     indices = stratified_indices(labels, samples_per_class=request.samples_per_class,
                                  max_samples=request.max_samples, seed=request.seed)
@@ -372,29 +410,120 @@ def _load_image_folder(root: Path, request: _Request) -> LabeledImages:
                     rows_read=len(files))
 
 
-def _without_undecodable(images: LabeledImages, request: _Request, strict: bool,
-                         limits: DecodeLimits) -> LabeledImages:
-    """``images`` without the rows whose image does not decode within ``limits`` (see load_images)."""
-    bad: dict[int, tuple[str, str]] = {}
+def _checked_images(images: LabeledImages, request: _Request, strict: bool, limits: DecodeLimits,
+                    locations: ImageLocations, *, read_paths: bool) -> LabeledImages:
+    """``images`` without the rows whose image is refused by ``locations``, missing, or does not decode within
+    ``limits`` (see load_images). With ``read_paths`` (a parquet or Hub dataset, whose paths its author chose), path
+    images are read into the rows here, once; an image folder's files stay files, checked but not read."""
+    images, bad = _with_image_bytes(images, locations) if read_paths else (images, {})
     for start in range(0, len(images), _CHECK_BATCH):
         cells = images.encoded[start:start + _CHECK_BATCH][images.image_column]
         for index, cell in enumerate(cells, start):
+            if index in bad:
+                continue
             try:
+                if cell is None or (cell.get("bytes") is None and not cell.get("path")):
+                    raise ImageRefused("has no image (an empty cell)")
+                if cell.get("bytes") is None:
+                    locations.local_file(cell["path"])
                 decode_image(cell, min_side=_CHECK_SIDE, limits=limits, budget_side=_LARGEST_MODEL_SIDE)
             except ImageDecodeError as error:
                 bad[index] = (images.image_name(index), str(error))
     if not bad:
         return images
-    listed = "; ".join(f"{name} {reason}" for name, reason in list(bad.values())[:5]) + (
-        "; ..." if len(bad) > 5 else "")
+    named = listed((f"{name} {reason}" for name, reason in bad.values()), separator="; ")
     if strict:
         raise DataSourceError(f"{request.source!r}: {len(bad)} of {len(images)} sampled images are unusable "
-                              f"({listed}); fix or remove them, or leave strict off to skip them")
+                              f"({named}); fix or remove them, or leave strict off to skip them")
     logger.warning("%s: skipping %d of %d sampled images that are unusable: %s", request.source, len(bad),
-                   len(images), listed)
+                   len(images), named)
     kept = images.select(np.array([index for index in range(len(images)) if index not in bad], dtype=int))
-    _check_class_counts(kept.labels, kept.class_names, request)
-    return dataclasses.replace(kept, skipped=tuple(bad.values()))
+    unusable = np.bincount(images.labels[list(bad)], minlength=len(images.class_names))
+    return dataclasses.replace(_with_enough_per_class(kept, request, unusable), skipped=tuple(bad.values()))
+
+
+def _with_image_bytes(images: LabeledImages,
+                      locations: ImageLocations) -> tuple[LabeledImages, dict[int, tuple[str, str]]]:
+    """``images`` with every image stored as a path (and no bytes) read into its row through ``locations``, and
+    the rows whose path was refused, by index, as ``(name, reason)`` (their image cell made null)."""
+    rows = images.encoded.with_format("arrow")
+    paths_only = []
+    for start in range(0, len(images), _CHECK_BATCH):
+        column = rows[start:start + _CHECK_BATCH].column(images.image_column)
+        mask = pc.and_(pc.is_null(pc.struct_field(column, "bytes")), pc.is_valid(pc.struct_field(column, "path")))
+        paths_only += (start + np.flatnonzero(mask.to_numpy(zero_copy_only=False))).tolist()
+    if not paths_only:
+        return images, {}
+    cells, refused = list(images.encoded[images.image_column]), {}
+    for index in paths_only:
+        path = cells[index]["path"]
+        try:
+            cells[index] = {"bytes": locations.read(path), "path": path}
+        except ImageRefused as refusal:
+            cells[index] = None
+            refused[index] = (images.image_name(index).split(" (")[0], str(refusal))
+    label_feature = images.dataset.features[images.label_column]
+    dataset = datasets.Dataset.from_dict(
+        {images.image_column: cells, images.label_column: list(images.dataset[images.label_column])},
+        features=datasets.Features({images.image_column: datasets.Image(), images.label_column: label_feature}))
+    return dataclasses.replace(images, dataset=dataset), refused
+
+
+def _open_url(url: str):
+    """A binary file of a Hub (or chained) URL, opened by datasets with the user's token."""
+    return xopen(url, "rb")
+
+
+def _dataset_folder(folder: Path) -> Path:
+    """The folder whose files a local dataset may use: ``folder``, or, inside a Hugging Face cache snapshot
+    (``<cache>/datasets--owner--name/snapshots/<sha>/...``, whose files link to ``../../blobs``), the repository's
+    whole cache folder."""
+    folder = folder.absolute()
+    for parent in (folder, *folder.parents):
+        if parent.parent.name == "snapshots" and parent.parent.parent.name.startswith("datasets--"):
+            return parent.parent.parent
+    return folder
+
+
+def _hub_cache_folder(dataset_id: str) -> Path:
+    """The Hugging Face cache folder of a Hub dataset (where a non-streamed image-folder dataset's files land)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / ("datasets--" + dataset_id.replace("/", "--"))
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (a corrupt file's bytes quoted by pyarrow) shown as ``?``."""
+    return "".join(character if character.isprintable() else "?" for character in text)
+
+
+@contextlib.contextmanager
+def _progress_bars(shown: bool) -> Iterator[None]:
+    """datasets' progress bars on (as they were) or off for the block, restored after it."""
+    was_enabled = datasets.is_progress_bar_enabled()
+    if not shown:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not shown and was_enabled:
+            datasets.enable_progress_bars()
+
+
+@contextlib.contextmanager
+def _read_errors_named(request: _Request, data_files: dict | None) -> Iterator[None]:
+    """Turn a split that cannot be read (no rows, a corrupt parquet file) into one DataSourceError naming it."""
+    try:
+        yield
+    except (DataSourceError, ConnectionError):  # already named; a Hub outage is reported as such by the caller
+        raise
+    except (DatasetGenerationError, OSError, ValueError, pa.ArrowException) as error:
+        files = listed(Path(file).name for file in (data_files or {}).get(request.split, []))
+        named = f" ({files})" if files and files != Path(request.source).name else ""
+        cause = _printable(error_line(error)[:300])
+        raise DataSourceError(f"cannot read split {request.split!r} of {request.source!r}{named}: "
+                              f"{type(error).__name__}: {cause}; check that the file is a complete, uncorrupted "
+                              "parquet file with rows, or re-export it") from error
 
 
 def _visible_entries(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -446,13 +575,21 @@ def _class_files(root: Path, source: str) -> tuple[list[Path], np.ndarray, list[
 
 def _class_names(folders: list[Path], source: str) -> list[str]:
     """The folders' names in Unicode NFC (macOS writes NFD): two folders whose names differ only in that
-    normalisation would print alike as two classes, so they are refused."""
+    normalisation would print alike as two classes, so they are refused; two that differ only in case (``Cat``,
+    ``cat``) stay two classes, with a warning."""
     names = [unicodedata.normalize("NFC", folder.name) for folder in folders]
     for name in set(names):
         spellings = [folder.name for folder, normal in zip(folders, names) if normal == name]
         if len(spellings) > 1:
             raise DataSourceError(f"{source!r}: class folders {spellings} are the same name {name!r} in different "
                                   "Unicode normalisations (NFC/NFD); merge them into one folder")
+    by_case: dict[str, list[str]] = {}
+    for name in names:
+        by_case.setdefault(name.casefold(), []).append(name)
+    alike = [spellings for spellings in by_case.values() if len(spellings) > 1]
+    if alike:  # Cat/ and cat/ are two classes here, one on a case-insensitive file system (macOS, Windows)
+        logger.warning("%s: class folders that differ only in case are ranked as separate classes: %s; merge them "
+                       "if they are one class", source, listed(" and ".join(spellings) for spellings in alike))
     return names
 
 
@@ -483,6 +620,10 @@ def _open_split(path: str, data_files: dict | None, request: _Request, streaming
         dataset = builder.as_streaming_dataset(split=request.split)
     else:
         builder.download_and_prepare()
+        split_info = (builder.info.splits or {}).get(request.split)
+        if split_info is not None and split_info.num_examples == 0:
+            raise DataSourceError(f"split {request.split!r} of {request.source!r} has no rows; pass a dataset (or "
+                                  "split=) with labelled images")
         dataset = builder.as_dataset(split=request.split)
     return dataset, builder.hash if hub else None
 
@@ -542,7 +683,7 @@ def _sample_stream(stream: datasets.IterableDataset, request: _Request, revision
     raw_labels = [label for _, _, label in rows]
     labels, class_names = _encode_labels(raw_labels, label_feature, request)
     dataset = datasets.Dataset.from_dict(
-        {image_column: [_fetched(image) for _, image, _ in rows], label_column: raw_labels},
+        {image_column: [image for _, image, _ in rows], label_column: raw_labels},
         features=datasets.Features({image_column: datasets.Image(), label_column: label_feature}),
     )
     return _labeled(dataset, image_column, label_column, class_names, labels, indices, request,
@@ -579,14 +720,6 @@ def _row_priority(seed: int, index: int) -> int:
     """A 64-bit hash of (seed, row index): the same row keeps its priority whatever was read before it."""
     digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
-
-
-def _fetched(image: dict) -> dict:
-    """An undecoded image with its bytes in hand: a remote file (a Hub image folder) is read once, here."""
-    if image["bytes"] is not None or not image["path"] or Path(image["path"]).is_file():
-        return image
-    with xopen(image["path"], "rb") as file:
-        return {"bytes": file.read(), "path": image["path"]}
 
 
 def _resolve_columns(features: datasets.Features, request: _Request) -> tuple[str, str]:
@@ -660,24 +793,48 @@ def _encode_labels(values: Iterable, feature, request: _Request) -> tuple[np.nda
 def _labeled(dataset: datasets.Dataset, image_column: str, label_column: str, class_names: list[str],
              labels: np.ndarray, row_indices: np.ndarray, request: _Request, *, revision: str | None = None,
              rows_read: int, streamed: bool = False) -> LabeledImages:
-    """The LabeledImages of a finished sample, after checking every class kept at least two rows."""
-    _check_class_counts(labels, class_names, request)
-    return LabeledImages(
+    """The LabeledImages of a finished sample, once every class kept at least two rows (_with_enough_per_class)."""
+    return _with_enough_per_class(LabeledImages(
         dataset=dataset, image_column=image_column, label_column=label_column, class_names=class_names,
         labels=labels, source=request.source, split=request.split, config=request.config, revision=revision,
         seed=request.seed, samples_per_class=request.samples_per_class, max_samples=request.max_samples,
         row_indices=np.asarray(row_indices, dtype=np.int64), streamed=streamed, rows_read=rows_read,
-    )
+    ), request)
 
 
-def _check_class_counts(labels: np.ndarray, class_names: list[str], request: _Request) -> None:
-    """Raise DataSourceError unless there are two classes or more, each with at least two rows."""
-    counts = np.bincount(labels, minlength=len(class_names))
-    if len(class_names) < 2:
-        raise DataSourceError(f"{request.source!r} split {request.split!r} has {len(class_names)} class; ranking "
-                              "needs at least 2 classes")
-    if (counts < 2).any():
-        short = {class_names[k]: int(counts[k]) for k in np.flatnonzero(counts < 2)}
-        raise DataSourceError(f"{request.source!r} split {request.split!r}: classes with fewer than 2 samples after "
-                              f"sampling: {short}; raise samples_per_class/max_samples, or add images of those "
+def _with_enough_per_class(images: LabeledImages, request: _Request,
+                           unusable: np.ndarray | None = None) -> LabeledImages:
+    """``images`` once every class has at least two rows and there are two classes or more, else DataSourceError.
+
+    With ``request.drop_empty_classes`` the classes short of two rows are dropped instead (with a warning) and the
+    labels of the others renumbered 0..K'-1. ``unusable[k]``: sampled images of class k skipped as unusable, which
+    the error then names as the cause.
+    """
+    counts = np.bincount(images.labels, minlength=len(images.class_names))
+    short = np.flatnonzero(counts < 2)
+    if len(short) and request.drop_empty_classes:
+        kept = np.flatnonzero(counts >= 2)
+        logger.warning("%s: dropping %d of %d classes with fewer than 2 usable images: %s", request.source,
+                       len(short), len(images.class_names), listed(images.class_names[k] for k in short))
+        renumbered = np.full(len(images.class_names), -1, dtype=np.int64)
+        renumbered[kept] = np.arange(len(kept))
+        images = images.select(np.flatnonzero(counts[images.labels] >= 2))
+        images = dataclasses.replace(images, labels=renumbered[images.labels],
+                                     class_names=[images.class_names[k] for k in kept])
+        counts, short = counts[kept], short[:0]
+    if len(images.class_names) < 2:
+        raise DataSourceError(f"{request.source!r} split {request.split!r} has {len(images.class_names)} class"
+                              f"{' left' if request.drop_empty_classes else ''}; ranking needs at least 2 classes")
+    if not len(short):
+        return images
+    if unusable is not None and unusable[short].any():
+        described = listed(f"{images.class_names[k]} ({counts[k]} usable, {unusable[k]} unusable)" for k in short)
+        raise DataSourceError(f"{request.source!r} split {request.split!r}: classes left with fewer than 2 usable "
+                              f"images once the unusable ones were skipped: {described}; fix or replace those "
+                              "images, or pass drop_empty_classes=True (--drop-empty-classes) to rank the other "
                               "classes")
+    described = listed(f"{images.class_names[k]}: {counts[k]}" for k in short)
+    raise DataSourceError(f"{request.source!r} split {request.split!r}: {len(short):,} classes with fewer than 2 "
+                          f"samples after sampling ({described}); raise samples_per_class/max_samples, add images "
+                          "of those classes, or pass drop_empty_classes=True (--drop-empty-classes) to rank the "
+                          "other classes")

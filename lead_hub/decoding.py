@@ -61,7 +61,7 @@ def decode_image(encoded: dict, *, min_side: int | None = None, limits: DecodeLi
     if source is None:
         raise ImageDecodeError("no image bytes and no path")
     if data is None and not Path(source).is_file():
-        raise ImageDecodeError(f"file {source} is missing")
+        raise ImageDecodeError("its image file is missing")  # never the path: it may be a server's
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -153,10 +153,11 @@ def extract_many(
                                    batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,
                                    dataset_key=dataset_identity, progress=progress, precision=precision)
         except Exception as error:  # noqa: BLE001 - one failing model must not hide the others' results
-            if not network.is_outage(error):  # an unreachable Hub is reported once, by lead_hub.network
-                logger.warning("feature extraction failed for %s: %s", model_id, error)
             if on_error == "raise" and state.num_processes == 1:
-                raise
+                raise  # the caller reports it (rank: one line per model, and its note)
+            if not network.is_outage(error):  # an unreachable Hub is reported once, by lead_hub.network
+                logger.warning("feature extraction failed for %s: %s: %s", model_id, type(error).__name__,
+                               error_line(error))
             outcomes.append((model_id, None, f"{type(error).__name__}: {error}"))
             continue
         results[model_id] = result
@@ -467,12 +468,13 @@ class _CacheEntry:
 
     def _read_arrays(self, path: Path, *, rows: int | None = None, with_labels: bool = False):
         """``(features, logits or None, labels or None)`` of an npz file, checked: 2-D float32 features with
-        ``rows`` rows (default: the entry's image count), logits with as many rows, labels matching."""
+        ``rows`` rows (default: the entry's image count), logits with as many rows, labels matching, the file's
+        checksum verified and every value finite (:func:`_load_checked_npz`)."""
         expected = rows if rows is not None else self._request()["num_images"]
-        with np.load(path, allow_pickle=False) as arrays:
-            features = arrays["features"]
-            logits = arrays["source_logits"] if "source_logits" in arrays.files else None
-            labels = arrays["labels"] if with_labels else None
+        arrays = _load_checked_npz(path)
+        features = arrays["features"]
+        logits = arrays.get("source_logits")
+        labels = arrays["labels"] if with_labels else None
         if features.ndim != 2 or features.shape[0] != expected or features.dtype != np.float32:
             raise ValueError(f"{path.name}: features of shape {features.shape} ({features.dtype}), expected "
                              f"{expected} float32 rows")
@@ -539,7 +541,38 @@ def _atomic_write(path: Path, payload: bytes) -> None:
     os.replace(temporary, path)
 
 
+_CHECKSUM_KEY = "arrays_sha256"
+
+
 def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Save ``arrays`` with their checksum (``arrays_sha256``, verified by :func:`_load_checked_npz`), atomically."""
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(temporary, **arrays)
+    np.savez(temporary, **arrays, **{_CHECKSUM_KEY: np.array(_arrays_checksum(arrays))})
     os.replace(temporary, path)
+
+
+def _load_checked_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a file written by :func:`_atomic_save_npz`, once its checksum matches and every float value is
+    finite; ValueError saying which check failed (a cache entry is never trusted on its shape alone: NaN or random
+    values of the right shape would be scored as features)."""
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    checksum = arrays.pop(_CHECKSUM_KEY, None)
+    if checksum is None:
+        raise ValueError(f"{path.name} has no checksum (written by an older lead_hub)")
+    if str(checksum) != _arrays_checksum(arrays):
+        raise ValueError(f"{path.name}: its arrays do not match their checksum (changed or damaged on disk)")
+    for name, array in arrays.items():
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise ValueError(f"{path.name}: {name} holds non-finite values (NaN or infinity)")
+    return arrays
+
+
+def _arrays_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

@@ -28,6 +28,7 @@ import functools
 import hashlib
 import inspect
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -45,6 +46,10 @@ from torchvision import transforms
 
 from lead_hub import network
 
+logger = logging.getLogger(__name__)
+
+MAX_NUM_CLASSES = 1_000_000
+"""The largest ``num_classes`` a timm config.json is taken to mean as a class count (ImageNet-21k has 21,843)."""
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
@@ -311,6 +316,11 @@ def _read_config(model_id: str, config_file: Path) -> dict:
     if "architecture" not in config and "model_type" not in config:
         raise ValueError(f"{model_id!r}: {config_file} has neither 'architecture' (timm) nor 'model_type' "
                          "(transformers); lead_hub cannot tell which library builds it")
+    classes = config.get("num_classes")
+    if "architecture" in config and classes is not None and (
+            not isinstance(classes, int) or isinstance(classes, bool) or not 0 <= classes <= MAX_NUM_CLASSES):
+        logger.warning("%s: config.json num_classes=%.40r is not a class count (0 to %s); ignored, the classifier is "
+                       "built from the weights", model_id, classes, f"{MAX_NUM_CLASSES:,}")
     return config
 
 

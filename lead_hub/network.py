@@ -19,8 +19,9 @@ the one place where lead_hub's network policy lives:
   local cache exactly as it does with ``HF_HUB_OFFLINE=1``: cached models and datasets still load.
 * **No token in server text.** The bearer token of a request is replaced by ``hf_***`` in the body and headers of
   every error answer before any library reads them, so no message built from server text (an error body that
-  echoes the ``Authorization`` header) can show it; httpcore's wire-level debug log, which prints answers' raw
-  headers, is masked the same way.
+  echoes the ``Authorization`` header) can show it, in any of the altered forms :func:`mask` finds (another case, a
+  prefix, base64) and in the reason phrase too; httpcore's wire-level debug log, which prints answers' raw
+  headers, and httpx's request log, which prints the reason phrase, are masked the same way.
 
 Outside :func:`one_run` (a user's own huggingface_hub calls in the same process) only the timeout bound and the
 token masking apply; failures there are left to huggingface_hub.
@@ -31,9 +32,12 @@ outage together, and it is cleared when a run starts with no other run active.
 
 from __future__ import annotations
 
+import base64
+import functools
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -57,7 +61,9 @@ DEFAULT_RETRY_WAIT_S = 1.0
 MAX_RETRY_WAIT_S = 8.0
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MASK = "hf_***"
-_WIRE_LOGGERS = ("httpcore2.connection", "httpcore2.http11", "httpcore2.http2", "httpcore2.proxy", "httpcore2.socks")
+_WIRE_LOGGERS = ("httpcore2.connection", "httpcore2.http11", "httpcore2.http2", "httpcore2.proxy", "httpcore2.socks",
+                 "httpx2", "httpx")
+"""Loggers whose records may hold server text (raw headers; httpx's INFO line carries the reason phrase)."""
 
 
 class HubUnreachableError(OfflineModeIsEnabled):
@@ -197,8 +203,74 @@ def install() -> None:
 
 
 def mask(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` replaced by ``hf_***`` (unchanged when there is no secret)."""
-    return text.replace(secret, MASK) if secret else text
+    """``text`` with the token ``secret`` replaced by ``hf_***`` in every form a server may echo it.
+
+    A server may echo the token whole, lower- or upper-cased, cut to a prefix, or base64-encoded (alone, or inside
+    ``user:token`` of a Basic or ``Bearer`` value). So every stretch of text that matches
+    :data:`MIN_MASKED_CHARS` characters or more of the token, or of one of its base64 forms, in any case, is
+    masked; overlapping and adjacent stretches become one ``hf_***``. Unchanged when there is no secret.
+
+    Parameters
+    ----------
+    text : str
+        Server text, or a message built from it.
+    secret : str or None
+        The token.
+
+    Returns
+    -------
+    str
+        ``text`` without any form of the token.
+
+    Examples
+    --------
+    >>> mask("bad token HF_ABCDEFGHIJKLMNOP (aGZfYWJjZGVmZ2hpamtsbW5vcA==)", "hf_abcdefghijklmnop")
+    'bad token hf_*** (hf_***cA==)'
+    """
+    if not secret or not text:
+        return text
+    covered = bytearray(len(text) + 1)
+    for match in _leak_pattern(secret).finditer(text):
+        start = match.start()
+        covered[start:start + len(match.group(1))] = b"\1" * len(match.group(1))
+    if not any(covered):
+        return text
+    parts, start = [], 0
+    for index, flag in enumerate(covered):
+        if flag and (index == 0 or not covered[index - 1]):
+            parts.append(text[start:index])
+        elif not flag and index > 0 and covered[index - 1]:
+            parts.append(MASK)
+            start = index
+    parts.append(text[start:len(text)] if not covered[len(text) - 1] else "")
+    return "".join(parts)
+
+
+MIN_MASKED_CHARS = 8
+"""The shortest stretch of a token (or of its base64 forms) that :func:`mask` masks: a random 8-character
+stretch does not occur by chance in a server message, and a prefix that short no longer lets anyone use it."""
+
+
+@functools.lru_cache(maxsize=8)
+def _leak_pattern(secret: str) -> re.Pattern:
+    """A regex finding, at every position, a stretch of ``MIN_MASKED_CHARS`` characters of a form of ``secret``."""
+    grams = {form[start:start + MIN_MASKED_CHARS] for form in _token_forms(secret)
+             for start in range(len(form) - MIN_MASKED_CHARS + 1)}
+    if not grams:  # a token shorter than the stretch: only the whole token
+        grams = {secret}
+    alternatives = "|".join(re.escape(gram) for gram in sorted(grams))
+    return re.compile(f"(?=({alternatives}))", re.IGNORECASE)
+
+
+def _token_forms(secret: str) -> list[str]:
+    """The token and the parts of its base64 encodings that do not depend on what surrounds it: a token at any of
+    the three byte alignments inside a longer encoded value (``user:token``), in the standard and URL alphabets."""
+    raw, forms = secret.encode(), [secret]
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + raw).decode()
+        stable = encoded[4 if offset else 0:-4]  # the first and last groups mix in the neighbouring bytes
+        forms += [stable, stable.replace("+", "-").replace("/", "_")]
+    return [form for form in forms if form]
 
 
 def _mask_sent_tokens(record: logging.LogRecord) -> bool:
@@ -346,16 +418,21 @@ def _bearer_token(request: httpx2.Request) -> str:
 
 
 def _without_token(response: httpx2.Response, request: httpx2.Request, secret: str) -> httpx2.Response:
-    """An error answer with the bearer token ``secret`` masked in its body and headers; other answers unchanged."""
+    """An error answer with the bearer token ``secret`` masked (:func:`mask`: altered forms too) in its body, headers
+    and reason phrase; other answers unchanged."""
     if response.status_code < 400 or not secret:
         return response
-    body = response.read()
-    if secret.encode() not in body and not any(secret in value for value in response.headers.values()):
+    body = response.read().decode("utf-8", "surrogateescape")
+    reason = response.extensions.get("reason_phrase", b"").decode("latin-1")
+    items = response.headers.multi_items()
+    masked_body, masked_reason = mask(body, secret), mask(reason, secret)
+    masked_items = [(name, mask(value, secret)) for name, value in items]
+    if masked_body == body and masked_reason == reason and masked_items == items:
         return response
-    headers = [(name, mask(value, secret)) for name, value in response.headers.multi_items()
+    headers = [(name, value) for name, value in masked_items
                if name.lower() not in ("content-length", "content-encoding", "transfer-encoding")]
-    masked = httpx2.Response(response.status_code, headers=headers, content=body.replace(secret.encode(),
-                                                                                         MASK.encode()),
-                             request=request, extensions=response.extensions)
+    masked = httpx2.Response(response.status_code, headers=headers,
+                             content=masked_body.encode("utf-8", "surrogateescape"), request=request,
+                             extensions={**response.extensions, "reason_phrase": masked_reason.encode("latin-1")})
     response.close()
     return masked

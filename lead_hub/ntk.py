@@ -36,7 +36,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +47,9 @@ from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
 from lead_hub.data import LabeledImages
-from lead_hub.features import (_atomic_save_npz, _process_state, _TransformedImages, _whole_batch, _worker_count,
-                               dataset_fingerprint, request_folder, sample_request)
+from lead_hub.decoding import error_line
+from lead_hub.features import (_atomic_save_npz, _load_checked_npz, _process_state, _TransformedImages,
+                               _whole_batch, _worker_count, dataset_fingerprint, request_folder, sample_request)
 from lead_hub.metrics._lead_ntk import NtkHead, ntk_head, ntk_rows, per_sample_gradient_sq_norms
 from lead_hub.metrics.lead import LeadOptions
 from lead_hub.models import Backbone, load_backbone, resolve_revision
@@ -398,17 +399,31 @@ class _NtkCache:
         return cls(request_folder(Path(cache_dir) / "ntk", model_id, request))
 
     def load(self) -> dict[int, float]:
+        """Squared norms by row, from every file that reads back whole (:meth:`_files`)."""
         known = {}
-        for path in sorted(self.folder.glob("rows-*.npz")):
-            with np.load(path) as arrays:
-                known.update(zip(arrays["rows"].tolist(), arrays["backbone_sq_norms"].tolist()))
+        for arrays in self._files():
+            known.update(zip(arrays["rows"].tolist(), arrays["backbone_sq_norms"].tolist()))
         return known
 
     def trainable_parameters(self) -> int:
-        for path in sorted(self.folder.glob("rows-*.npz")):
-            with np.load(path) as arrays:
-                return int(arrays["trainable_parameters"])
+        for arrays in self._files():
+            return int(arrays["trainable_parameters"])
         return 0
+
+    def _files(self) -> Iterator[dict[str, np.ndarray]]:
+        """The arrays of each ``rows-*.npz``, checked (checksum, finite values, one norm per row); a file that fails
+        is removed with a one-line warning, so its rows are computed again."""
+        for path in sorted(self.folder.glob("rows-*.npz")):
+            try:
+                arrays = _load_checked_npz(path)
+                if arrays["rows"].shape != arrays["backbone_sq_norms"].shape:
+                    raise ValueError(f"{path.name}: {arrays['rows'].shape} rows but "
+                                     f"{arrays['backbone_sq_norms'].shape} norms")
+            except Exception as error:  # noqa: BLE001 - an unreadable file is recomputed, never trusted
+                logger.warning("NTK cache file %s is unreadable (%s); recomputing its rows", path, error_line(error))
+                path.unlink(missing_ok=True)
+                continue
+            yield arrays
 
     def write(self, rows: np.ndarray, backbone_sq_norms: np.ndarray, trainable_parameters: int) -> None:
         digest = hashlib.sha256(np.ascontiguousarray(rows, np.int64).tobytes()).hexdigest()[:16]

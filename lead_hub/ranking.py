@@ -117,6 +117,8 @@ def rank(
     label_column: str | None = None,
     num_workers: int | None = None,
     config: str | None = None,
+    allow_remote_image_urls: bool = False,
+    drop_empty_classes: bool = False,
 ) -> Leaderboard:
     """Score every candidate model on ``dataset`` and return them ranked by the first of ``metrics``.
 
@@ -186,6 +188,10 @@ def rank(
         forked while another thread holds a lock can hang forever; 0 decodes in the calling thread.
     config : str, optional
         The configuration (subset) of a Hub dataset, as ``datasets.load_dataset(name, config)`` takes it.
+    allow_remote_image_urls : bool
+        An image stored as a path is read only from inside the dataset; True also fetches http(s) URLs.
+    drop_empty_classes : bool
+        Rank the other classes when some class is left with fewer than two usable images (else that is an error).
 
     Returns
     -------
@@ -233,7 +239,9 @@ def rank(
     source = resolve_dataset(dataset)
     images = load_images(source, split=split, samples_per_class=samples_per_class, max_samples=max_samples,
                          seed=seed, revision=dataset_revision, strict=strict, image_column=image_column,
-                         label_column=label_column, config=config)
+                         label_column=label_column, config=config,
+                         allow_remote_image_urls=allow_remote_image_urls, drop_empty_classes=drop_empty_classes,
+                         progress=progress)
     # A Hub dataset pinned to a commit is named by its provenance; a local file by a hash of its images' bytes
     # (extract_many's default), so editing the file invalidates the cache.
     content_hash = dataset_fingerprint(images) if images.revision is None else None
@@ -562,7 +570,7 @@ def _add_lead_arrays(candidate: Candidate, result: _ModelResult, work: _Work) ->
                                   revision=candidate.revision, image_size=work.image_size, cache_dir=work.cache_dir,
                                   dataset_key=work.cache_key, progress=work.progress, num_workers=work.num_workers)
     except Exception as error:  # noqa: BLE001 - one model's NTK failing must not end the ranking
-        logger.warning("%s: whole-network NTK failed: %s", candidate.model_id, error)
+        logger.warning("%s: whole-network NTK failed: %s", candidate.model_id, error_line(error))
         result.notes.append(f"lead: whole-network NTK failed: {type(error).__name__}: {error_line(error)}")
         return
     result.sample_arrays["ntk_sq_norms"] = norms.vector(len(work.images))
@@ -667,7 +675,7 @@ def _score_one(name: str, options: dict, model_id: str, result: _ModelResult, pe
     except metric_registry.MetricNotApplicable as error:
         result.notes.append(f"{name}: not applicable ({error})")
     except Exception as error:  # noqa: BLE001 - a metric failing on one model must not end the ranking
-        logger.warning("%s: metric %s failed: %s", model_id, name, error)
+        logger.warning("%s: metric %s failed: %s", model_id, name, error_line(error))
         result.notes.append(f"{name} failed: {type(error).__name__}: {error_line(error)}")
     result.row["score_seconds"] += time.perf_counter() - started
     if name == "lead" and diagnostics is not None:
@@ -693,7 +701,7 @@ def _score_set(name: str, options: dict, results: dict[str, _ModelResult]) -> No
     try:
         scores = metric_registry.score_model_set(name, inputs, **options)
     except Exception as error:  # noqa: BLE001 - the per-model metrics already computed must survive
-        logger.warning("set-relative metric %s failed: %s", name, error)
+        logger.warning("set-relative metric %s failed: %s", name, error_line(error))
         scores, failure = {}, f"{name} failed on the model set: {type(error).__name__}: {error_line(error)}"
         for model_id in inputs:
             results[model_id].notes.append(failure)

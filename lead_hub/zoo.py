@@ -160,6 +160,9 @@ def _read_yaml(path: Path):
                          if "\t" in text else f"zoo file {path}{line}: YAML syntax error: {problem}") from error
     except yaml.YAMLError as error:
         raise ValueError(f"zoo file {path}:{str(error).removeprefix('line ')}") from error
+    except RecursionError as error:  # the YAML parser recurses once per nesting level: 100,000 '[' exhaust it
+        raise ValueError(f"zoo file {path}: YAML nested too deeply to read; a zoo is a flat list of models") \
+            from error
 
 
 def _check_text(value, key: str, where: str) -> None:

@@ -10,6 +10,7 @@ the page's state or written to a file, and it is masked out of any unexpected er
 from __future__ import annotations
 
 from lead_hub.hub import HubError, push_leaderboard
+from lead_hub.network import mask
 from lead_hub.leaderboard import Leaderboard
 
 
@@ -39,14 +40,10 @@ def publish(board: Leaderboard | None, repo_id: str, token: str | None) -> str:
         result = push_leaderboard(board.table, board.provenance, repo_id, token=token)
     except (HubError, ValueError) as error:
         # lead_hub.hub keeps the token out of its messages; masking again costs nothing and covers ValueError.
-        raise PublishError(_masked(str(error), token)) from None
+        raise PublishError(mask(str(error), token)) from None
     except Exception as error:  # noqa: BLE001 - any library's message is masked before a visitor sees it
         raise PublishError(f"publishing to {repo_id} failed: {type(error).__name__}: "
-                           f"{_masked(str(error), token)}") from None
+                           f"{mask(str(error), token)}") from None
     link = result.pull_request_url or result.commit_url
     return (f"Published to [{result.repo_id}]({link}): {result.rows_added} rows added, {result.rows_replaced} "
             f"replaced, {result.rows_kept} kept.")
-
-
-def _masked(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text

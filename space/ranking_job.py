@@ -28,6 +28,7 @@ from lead_hub.archive import ArchiveLimits, extract_image_archive
 from lead_hub.cli.rank import parse_metric_options
 from lead_hub.decoding import error_line
 from lead_hub.leaderboard import Leaderboard, short_name
+from lead_hub.messages import listed
 from lead_hub.ranking import check_settings, rank
 from lead_hub.zoo import LOCAL_DIR_PREFIX, load_zoo, zoo_names
 
@@ -337,8 +338,7 @@ def _final_update(board: Leaderboard, results_dir: Path, seconds: float) -> Rank
     # Ties and missing scores (a saturated H-score, SFDA or PED; NLEEP at 2 samples per class) are not a ranking.
     skipped = provenance.get("skipped_images") or []
     if skipped:
-        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        status += f" Skipped {len(skipped)} unreadable image(s): {'; '.join(skipped[:3])}{more}."
+        status += f" Skipped {len(skipped)} unreadable image(s): {listed(skipped, limit=3, separator='; ')}."
     status = "\n\n".join([status, *(f"Warning: {warning}" for warning in board.warnings)])
     return RankingUpdate(status, board, final=True, chart=chart, csv=csv)
 

@@ -58,7 +58,7 @@ import json
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -136,9 +136,11 @@ class RequestRecord:
 class LoopbackError(Exception):
     """An HTTP error answer: status, message, and the Hub's X-Error-Code when it has one."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None,
+                 reason: str | None = None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+        self.reason = reason
 
 
 class _Stalled(Exception):
@@ -161,7 +163,7 @@ class HubStore:
         self._oid_counter = itertools.count()
         self._failures: list[tuple[int, str | None]] = []
         self._stalls: list[tuple[str, bool]] = []
-        self._echoes: list[int] = []
+        self._echoes: list[tuple[int, Callable[[str], str] | None, bool]] = []
         self.released = threading.Event()
         self._rendezvous: dict[str, threading.Barrier] = {}
         self._rendezvous_timeout_s = 30.0
@@ -298,10 +300,15 @@ class HubStore:
         with self.lock:
             self._stalls.extend([(path_contains, after_handling)] * count)
 
-    def echo_headers_next(self, count: int, status: int = 400) -> None:
-        """Answer the next ``count`` requests with HTTP ``status`` and every request header in the error text."""
+    def echo_headers_next(self, count: int, status: int = 400, *, altered: Callable[[str], str] | None = None,
+                          in_reason: bool = False) -> None:
+        """Answer the next ``count`` requests with HTTP ``status`` and every request header in the error text.
+
+        ``altered(token)`` is how the bearer token is echoed (lower-cased, cut, base64-encoded: a server that
+        mangles it); ``in_reason`` puts the echo in the HTTP reason phrase too.
+        """
         with self.lock:
-            self._echoes.extend([status] * count)
+            self._echoes.extend([(status, altered, in_reason)] * count)
 
     def rendezvous(self, endpoint: str, parties: int) -> None:
         """Hold the first ``parties`` requests to ``endpoint`` (e.g. "preupload", "commit") until all have come."""
@@ -325,7 +332,7 @@ class HubStore:
                     return after_handling
             return None
 
-    def _take_echo(self) -> int | None:
+    def _take_echo(self) -> tuple[int, Callable[[str], str] | None, bool] | None:
         with self.lock:
             return self._echoes.pop(0) if self._echoes else None
 
@@ -396,13 +403,13 @@ class _Handler(BaseHTTPRequestHandler):
         return user
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+              content_type: str = "application/json", reason: str | None = None) -> None:
         if getattr(self, "_stall_answer", False):
             self._stall()
         with self.store.lock:  # logged before the client can see the answer, so a test reading the log sees it
             self.store.requests.append(RequestRecord(self.command, self.path, status,
                                                      "Authorization" in self.headers))
-        self.send_response(status)
+        self.send_response(status, reason)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
@@ -411,8 +418,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(payload).encode(), headers)
+    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None,
+              reason: str | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), headers, reason=reason)
 
     def _stall(self) -> None:
         """Answer nothing until the server closes; then drop the connection."""
@@ -432,8 +440,13 @@ class _Handler(BaseHTTPRequestHandler):
             echo = self.store._take_echo()
             if echo is not None:
                 self._body()
+                status, altered, in_reason = echo
                 sent = "; ".join(f"{name}: {value}" for name, value in self.headers.items())
-                raise LoopbackError(echo, f"Bad request. You sent: {sent}")
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if altered is not None and token:
+                    sent = sent.replace(token, altered(token))
+                raise LoopbackError(status, f"Bad request. You sent: {sent}",
+                                    reason=f"Bad token {altered(token)}" if in_reason and altered and token else None)
             stall = self.store._take_stall(self.path)
             if stall is False:
                 self._stall()
@@ -447,7 +460,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"X-Error-Message": error.message, **error.headers}
             if error.code:
                 headers["X-Error-Code"] = error.code
-            self._json({"error": error.message}, error.status, headers)
+            self._json({"error": error.message}, error.status, headers, reason=error.reason)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _dispatch
 

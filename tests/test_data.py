@@ -192,8 +192,10 @@ def test_max_samples_is_the_shared_stratified_draw(tmp_path):
 
 def test_a_class_left_with_one_sample_is_refused(tmp_path):
     path = write_parquet(tmp_path / "train.parquet", [0, 0, 0, 1, 1, 2])
-    with pytest.raises(DataSourceError, match=r"fewer than 2 samples after sampling: \{'fox': 1\}"):
+    with pytest.raises(DataSourceError, match=r"1 classes with fewer than 2 samples after sampling \(fox: 1\)"):
         load_images(path)
+    kept = load_images(path, drop_empty_classes=True)
+    assert kept.class_names == CLASS_NAMES[:2] and kept.labels.tolist() == [0, 0, 0, 1, 1]
     with pytest.raises(DataSourceError, match="samples_per_class or max_samples, not both"):
         load_images(path, samples_per_class=2, max_samples=4)
 
@@ -533,11 +535,14 @@ def test_garbage_image_bytes_in_parquet_are_named_by_row(tmp_path):
         load_images(tmp_path / "garbage.parquet", strict=True)
 
 
-def test_skipping_that_leaves_a_class_too_small_is_refused(tmp_path):
-    write_class_folders(tmp_path / "pets", {"a": 1, "b": 2})
+def test_skipping_that_leaves_a_class_too_small_says_the_images_were_unusable_and_can_drop_it(tmp_path):
+    write_class_folders(tmp_path / "pets", {"a": 1, "b": 2, "c": 2})
     (tmp_path / "pets" / "a" / "empty.png").write_bytes(b"")
-    with pytest.raises(DataSourceError, match=r"fewer than 2 samples after sampling: \{'a': 1\}"):
+    with pytest.raises(DataSourceError, match=r"fewer than 2 usable images once the unusable ones were skipped: "
+                                              r"a \(1 usable, 1 unusable\).*--drop-empty-classes"):
         load_images(tmp_path / "pets")
+    kept = load_images(tmp_path / "pets", drop_empty_classes=True)
+    assert kept.class_names == ["b", "c"] and kept.labels.tolist() == [0, 0, 1, 1] and len(kept.skipped) == 1
 
 
 def test_nfc_and_nfd_spellings_of_a_class_folder_are_refused_and_names_are_nfc(tmp_path):

@@ -18,7 +18,8 @@ from PIL import Image
 
 import lead_hub.features as features_module
 from lead_hub.data import LabeledImages, load_parquet_split
-from lead_hub.features import dataset_fingerprint, extract_features, extract_many
+from lead_hub.features import (_atomic_save_npz, _load_checked_npz, dataset_fingerprint, extract_features,
+                               extract_many)
 from lead_hub.models import load_backbone
 from test_models import save_tiny_timm, save_tiny_transformers
 
@@ -344,13 +345,42 @@ def test_a_corrupt_cache_entry_is_recomputed_with_a_warning_naming_it(tmp_path, 
 def test_a_cache_entry_of_the_wrong_shape_is_not_trusted(tmp_path, backbone, images, caplog):
     extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
     (path,) = tmp_path.rglob("features.npz")
-    with np.load(path) as arrays:
-        stored = dict(arrays)
-    np.savez(path, **{**stored, "features": stored["features"][:5]})
+    stored = _load_checked_npz(path)
+    _atomic_save_npz(path, **{**stored, "features": stored["features"][:5]})  # a valid checksum: the shape is wrong
     with caplog.at_level(logging.WARNING, logger="lead_hub.features"):
         again = extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
     assert not again.from_cache and again.features.shape == (20, 256)
     assert "features of shape (5, 256)" in caplog.text
+
+
+@pytest.mark.parametrize("tamper", ["nan_with_checksum", "random_keeping_checksum", "no_checksum"])
+def test_cache_values_are_verified_by_checksum_and_finiteness(tmp_path, backbone, images, caplog, tamper):
+    """Issue 20: NaN features of the right shape left the model unscored on every rerun, and random features of the
+    right shape moved scores; each is now found on read and recomputed with a one-line warning."""
+    first = extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
+    (path,) = tmp_path.rglob("features.npz")
+    with np.load(path) as arrays:
+        stored = dict(arrays)
+    features = stored["features"].copy()
+    if tamper == "nan_with_checksum":
+        features[3, 7] = np.nan
+        arrays = {name: array for name, array in stored.items() if name != "arrays_sha256"}
+        _atomic_save_npz(path, **{**arrays, "features": features})
+        said = "features holds non-finite values"
+    elif tamper == "random_keeping_checksum":
+        features = np.random.default_rng(0).standard_normal(features.shape).astype(np.float32)
+        np.savez(path, **{**stored, "features": features})
+        said = "do not match their checksum"
+    else:
+        np.savez(path, **{name: array for name, array in stored.items() if name != "arrays_sha256"})
+        said = "has no checksum"
+    with caplog.at_level(logging.WARNING, logger="lead_hub.features"):
+        again = extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path, progress=False)
+    assert not again.from_cache and np.array_equal(again.features, first.features)
+    (warning,) = [record.getMessage() for record in caplog.records if "feature cache entry" in record.getMessage()]
+    assert said in warning and "recomputing it" in warning and "\n" not in warning
+    assert extract_features(backbone, images, batch_size=8, num_workers=0, cache_dir=tmp_path,
+                            progress=False).from_cache
 
 
 def test_a_corrupt_chunk_is_recomputed(tmp_path, backbone, images, caplog):

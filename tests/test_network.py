@@ -7,6 +7,7 @@ environment variables; the only time assertions are generous upper bounds.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import subprocess
@@ -186,6 +187,54 @@ def test_the_token_never_leaks_from_a_server_that_echoes_the_authorization_heade
         assert ALICE_TOKEN.encode() not in everything_the_hub_holds(hub.store)
     for path in Path(tmp_path).rglob("*"):
         assert not path.is_file() or ALICE_TOKEN.encode() not in path.read_bytes(), path
+
+
+ALTERED_TOKENS = {
+    "lower_case": str.lower,
+    "upper_case": str.upper,
+    "prefix": lambda token: token[:12],
+    "base64": lambda token: base64.b64encode(token.encode()).decode(),
+    "base64_user_token": lambda token: base64.b64encode(f"alice:{token}".encode()).decode(),
+}
+
+
+@pytest.mark.parametrize("form", sorted(ALTERED_TOKENS))
+def test_altered_forms_of_the_token_never_leak(tmp_path, monkeypatch, capsys, caplog, form):
+    """Issue 20: a server that echoes the token lower-cased, cut to a prefix or base64-encoded (in the body and the
+    reason phrase) got it to `lead-hub push`'s stderr, the Space's publish error and httpx's log."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "space"))
+    from hub_publish import PublishError, publish
+
+    caplog.set_level(logging.INFO)
+    altered = ALTERED_TOKENS[form]
+    leaked = altered(ALICE_TOKEN)
+    with LoopbackHub() as hub:
+        hub.store.add_user("alice", ALICE_TOKEN)
+        point_client_at(monkeypatch, hub.endpoint, str(tmp_path / "hf_home"), token=ALICE_TOKEN)
+        board = ranking("eurosat", {"a": 1.0})
+        results = board.save(tmp_path / "runs", formats=("parquet",))[0]
+        hub.store.echo_headers_next(1, altered=altered, in_reason=True)
+        assert main(["push", str(results), "alice/board"]) == 1
+        printed = capsys.readouterr()
+        hub.store.echo_headers_next(1, altered=altered, in_reason=True)
+        with pytest.raises(PublishError) as from_the_space:
+            publish(board, "alice/board", ALICE_TOKEN)
+    assert "HTTP 400" in printed.err and "hf_***" in printed.err
+    texts = [printed.out, printed.err, str(from_the_space.value), caplog.text]
+    for text in texts:
+        assert leaked not in text and ALICE_TOKEN.lower() not in text.lower()
+        assert network.mask(text, ALICE_TOKEN) == text, "no stretch of any form of the token is left"
+    assert "hf_***" in caplog.text and "HTTP Request:" in caplog.text  # httpx's line, with the reason masked
+
+
+def test_mask_finds_the_token_in_every_form_and_leaves_other_text():
+    token = "hf_QrStUvWxYz0123456789AbCdEfGhIjKl"
+    for form, altered in ALTERED_TOKENS.items():
+        masked = network.mask(f"server said {altered(token)} ok", token)
+        assert masked.startswith("server said ") and masked.endswith(" ok") and network.MASK in masked, form
+        assert altered(token) not in masked and network.mask(masked, token) == masked, form
+    assert network.mask("hf_QrSt is 7 long", token) == "hf_QrSt is 7 long"  # under 8 characters: left
+    assert network.mask("a hf_QrStUvWx z", token) == f"a {network.MASK} z"
 
 
 def test_outside_a_lead_hub_run_only_the_timeout_bound_applies(fast_network, tmp_path, monkeypatch):

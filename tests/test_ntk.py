@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch
 import lead_hub.ntk as ntk_module
 from lead_hub.cli import main
 from lead_hub.data import load_images
-from lead_hub.features import extract_features
+from lead_hub.features import _atomic_save_npz, _load_checked_npz, extract_features
 from lead_hub.metrics import get as get_metric
 from lead_hub.metrics._lead_ntk import ntk_head, per_sample_gradient_sq_norms
 from lead_hub.models import load_backbone
@@ -169,6 +170,22 @@ def test_cache_hits_resumes_and_reuses_rows(backbone, images, features, tmp_path
     assert raw.computed_rows == len(rows)  # another head is another cache entry
     entries = sorted(path.parent.name for path in (tmp_path / "ntk").glob("*/request.json"))
     assert len(entries) == 2 and all(name.startswith("tiny-") for name in entries)
+
+
+def test_an_altered_cache_file_is_recomputed_with_a_warning(backbone, images, features, tmp_path, caplog):
+    """Issue 20: the NTK cache verifies each file's checksum and finiteness like the feature cache."""
+    options = dict(widths=(16, 24), num_workers=0, progress=False, cache_dir=tmp_path, dataset_key="demo-3",
+                   batch_size=4)
+    rows = np.arange(0, 4)
+    first = sample_sq_norms(backbone, images, rows, features, **options)
+    (path,) = (tmp_path / "ntk").glob("*/rows-*.npz")
+    stored = _load_checked_npz(path)
+    _atomic_save_npz(path, **{**stored, "backbone_sq_norms": np.full(4, np.nan)})
+    with caplog.at_level(logging.WARNING, logger="lead_hub.ntk"):
+        again = sample_sq_norms(backbone, images, rows, features, **options)
+    assert again.computed_rows == 4 and np.array_equal(again.sq_norms, first.sq_norms)
+    assert "NTK cache file" in caplog.text and "non-finite values" in caplog.text
+    assert sample_sq_norms(backbone, images, rows, features, **options).computed_rows == 0
 
 
 def test_a_model_that_cannot_be_loaded_is_a_clear_error(images, features, tmp_path):

@@ -146,7 +146,7 @@ def test_an_archive_over_the_image_count_limit_is_refused(tmp_path):
     members = {f"{name}/{index}.png": png_bytes((index, 0, 0)) for name in ("a", "b") for index in range(3)}
     archive = write_zip(tmp_path / "six.zip", members)
     limits = SpaceLimits(archive=ArchiveLimits(max_files=5))
-    with pytest.raises(ArchiveError, match=r"holds 6 entries .*more than 5 \(ArchiveLimits.max_files\)"):
+    with pytest.raises(ArchiveError, match=r"holds more than 5 entries .*ArchiveLimits.max_files\)"):
         list(stream_ranking(quick_request(upload=str(archive)), results_dir=tmp_path / "results", limits=limits))
 
 

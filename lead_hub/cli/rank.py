@@ -43,6 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="stop when a sampled image does not decode (default: skip it with a warning, listed "
                              "in the provenance)")
+    parser.add_argument("--allow-remote-image-urls", action="store_true",
+                        help="fetch images that a dataset's rows give as http(s) URLs (default: refused; images are "
+                             "read only from the rows' bytes or from files inside the dataset)")
+    parser.add_argument("--drop-empty-classes", action="store_true",
+                        help="rank the other classes when a class is left with fewer than 2 usable images (default: "
+                             "an error)")
     parser.add_argument("--dataset-revision", help="branch, tag or commit of a Hub dataset")
     parser.add_argument("--dataset-config", metavar="NAME", help="configuration (subset) of a Hub dataset")
     sampling = parser.add_mutually_exclusive_group()
@@ -136,6 +142,8 @@ def run_rank(arguments: argparse.Namespace) -> int:
             image_column=arguments.image_column,
             label_column=arguments.label_column,
             config=arguments.dataset_config,
+            allow_remote_image_urls=arguments.allow_remote_image_urls,
+            drop_empty_classes=arguments.drop_empty_classes,
         )
     except RankingStopped as error:
         print(f"lead-hub rank: error: {error}", file=sys.stderr)
