@@ -25,7 +25,7 @@ measured in ``benchmarks/bench_ntk.py``.
 Rounding: a ReLU6/ReLU whose input sits within round-off of a kink lets the gradient through in one batch layout
 and not in another, so in float32 a per-sample norm can differ between batch sizes or devices by up to 5e-3
 relative (measured against the one-sample-at-a-time autograd loop, ``benchmarks/bench_ntk.py methods``: one gate
-of ``mobilenetv1_025.coral_in1k`` at +1.6e-6 in a batch of 16 and −8.6e-6 alone); the median differs by ~5e-7.
+of ``mobilenetv1_025.coral_in1k`` at +1.6e-6 in one layout and −8.6e-6 in the loop's); the median differs by ~5e-7.
 
 Results are cached beside the features (``<cache_dir>/ntk/``), one entry per (model, revision, image size,
 dataset sample, head: input kind, widths, seed, K and a digest of its input transform), row by row: a request
