@@ -62,8 +62,9 @@ logger = logging.getLogger(__name__)
 
 # Bump when the meaning of a cached norm changes: old entries are then never read.
 NTK_FORMAT_VERSION = 1
-#: Samples per batched gradient pass. Memory is about batch_size × (trainable parameters) floats for the
-#: per-sample gradients (32 × 6.1M × 4 B = 0.8 GB for EfficientNet-Lite2); halved on out-of-memory.
+#: Samples per batched gradient pass. Memory on the torch.func path is about batch_size × (trainable parameters)
+#: floats for the per-sample gradients (32 × 6.1M × 4 B = 0.8 GB for EfficientNet-Lite2), on the layer-wise path
+#: the batch's activations plus one layer's formula (≤ 64 MB); halved on out-of-memory.
 DEFAULT_BATCH_SIZE = 32
 #: Rows per cache file (the unit of resumption).
 DEFAULT_CHUNK_ROWS = 64
