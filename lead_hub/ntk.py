@@ -9,7 +9,7 @@ the mean of ‖g‖² over the NTK rows of class k, so only these per-sample nor
 
 the head part in closed form from the features (float64, ``per_sample_gradient_sq_norms``), the backbone part
 from the model: the squared norms of the per-sample gradients of s w.r.t. every backbone parameter that reaches
-the features, summed in float32 per parameter tensor, then in float64. BatchNorm runs in eval mode (running
+the features, summed in float32 per parameter tensor (or layer), then in float64. BatchNorm runs in eval mode (running
 statistics, so samples stay independent); the images go through the backbone's own preprocessing, exactly as in
 feature extraction. Parameters that do not reach the pooled features (a source classifier) have zero gradient and
 are left out.
