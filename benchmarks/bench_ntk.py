@@ -20,7 +20,8 @@ Two parts, both at 64 px on the benchmark's EuroSAT images (:func:`lead_hub.benc
   ``--compile``, ``torch.compile`` of the network's ``forward_features`` (the first pass, which compiles, is timed
   apart). Appends to ``benchmarks/results/ntk_speed.csv``.
 * ``demo``: wall and CPU seconds of the README's demo command with the whole-network NTK, cold (``--no-cache``),
-  with the layer-wise path and with ``torch.func`` forced, each in a fresh process, beside the load average. Appends to ``benchmarks/results/ntk_demo_time.csv``.
+  with the layer-wise path and with ``torch.func`` forced, each in a fresh process, beside the load average.
+  Appends to ``benchmarks/results/ntk_demo_time.csv``.
 
 Times are CPU seconds of this process with one torch thread and decoding in the process (``--workers 0``), so
 they describe the work, whatever else the machine runs; wall seconds are recorded beside them. Opacus and BackPACK
@@ -284,7 +285,8 @@ def run_demo(arguments) -> None:
             record = {"repeat": repeat, "path": path, "command": "lead-hub " + " ".join(DEMO_COMMAND),
                       "wall_s": round(time.perf_counter() - started, 1),
                       "cpu_s": round(_children_cpu_seconds() - cpu, 1), "cpus": len(os.sched_getaffinity(0)),
-                      "load_average_1min_before": round(load, 1), "load_average_1min_after": round(os.getloadavg()[0], 1)}
+                      "load_average_1min_before": round(load, 1),
+                      "load_average_1min_after": round(os.getloadavg()[0], 1)}
             print(record)
             _write(RESULTS / "ntk_demo_time.csv", [record], append=True)
 

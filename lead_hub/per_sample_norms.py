@@ -10,11 +10,13 @@ Linear layer) and A_n the unfolded input (the im2col columns ``F.unfold`` gives,
 
 * **Convolution** (``torch.nn.Conv2d``, timm's ``Conv2dSame`` whose SAME padding is redone here with timm's own
   ``pad_same``), groups g: the per-sample weight gradient of group j is ``G_nj = δ_nj A_njᵀ`` (C_out/g × C_in/g·k²,
-  summed over t). For g = 1 its squared Frobenius norm is taken either by materialising G_n (one batched matmul,
-  C_out·C_in·k²·T multiply-adds per sample) or as the "ghost norm" ``Σ_{t,t'} (a_t·a_t')(δ_t·δ_t')`` from the
-  two T×T Gram matrices (T²·(C_in·k² + C_out)), whichever costs fewer operations for the layer's shapes
-  (early layers: many positions, few channels → materialise; late ones: few positions → Gram). Depthwise and
-  other grouped convolutions materialise per group (``einsum``). Bias: ``‖Σ_t δ_t‖²``.
+  summed over t). For g = 1 its squared Frobenius norm is taken either by materialising G_n (C_out·C_in·k²·T
+  multiply-adds per sample) or as the "ghost norm" ``Σ_{t,t'} (a_t·a_t')(δ_t·δ_t')`` from the two T×T Gram
+  matrices (T²·(C_in·k² + C_out)), whichever costs fewer operations for the layer's shapes (early layers: many
+  positions, few channels → materialise; late ones: few positions → Gram). Materialised G_n come from one batched
+  matmul for 1×1 kernels, else, like depthwise and other grouped convolutions, from one weight-gradient
+  convolution over the whole batch with one group per (sample, group) (``torch.nn.grad.conv2d_weight``, ~10×
+  faster on CPU than unfolding the input for depthwise layers). Bias: ``‖Σ_t δ_t‖²``.
 * **BatchNorm** in eval mode (``torch.nn.BatchNorm2d`` and timm's ``BatchNormAct2d``, whose activation and
   dropout run inside the module: δ is taken at the affine output before the activation, from a tensor hook
   registered on the activation's input): with x̂ = (x − running_mean)/√(running_var + ε), the per-sample
@@ -23,12 +25,12 @@ Linear layer) and A_n the unfolded input (the im2col columns ``F.unfold`` gives,
   1×1 convolution over T positions (weight sharing), as above.
 
 Each layer's per-sample norm is summed in float32, then accumulated over layers in float64, as the ``torch.func``
-path of :mod:`lead_hub.ntk` does per parameter tensor. A network with a trainable parameter in a module of any other type (or a supported
-module called twice in one pass, or an input modified in place before its gradient arrives) raises
-:class:`UnsupportedNetwork`, and the caller falls back to ``torch.func``. Modules without parameters (activations,
-pooling, padding, residual adds, dropout in eval mode) are assumed to act on each sample separately, which holds
-for eval-mode vision networks; BatchNorm that would use batch statistics (training mode, no running statistics) is
-refused for that reason.
+path of :mod:`lead_hub.ntk` does per parameter tensor. A network with a trainable parameter in a module of any
+other type (or a supported module called twice in one pass, or an input modified in place before its gradient
+arrives) raises :class:`UnsupportedNetwork`, and the caller falls back to ``torch.func``. Modules without
+parameters (activations, pooling, padding, residual adds, dropout in eval mode) are assumed to act on each sample
+separately, which holds for eval-mode vision networks; BatchNorm that would use batch statistics (training mode, no
+running statistics) is refused for that reason.
 """
 
 from __future__ import annotations
@@ -239,9 +241,9 @@ def _convolution_sq_norms(module, names, inputs, delta):
     parts = []
     for start in range(0, batch, step):
         x, d = inputs[start:start + step], delta[start:start + step]
-        gradients = conv2d_weight(x.reshape(1, -1, *x.shape[2:]), (len(x) * module.out_channels, *module.weight.shape[1:]),
-                                  d.reshape(1, -1, *d.shape[2:]), module.stride, padding, module.dilation,
-                                  len(x) * groups)
+        shape = (len(x) * module.out_channels, *module.weight.shape[1:])
+        gradients = conv2d_weight(x.reshape(1, -1, *x.shape[2:]), shape, d.reshape(1, -1, *d.shape[2:]),
+                                  module.stride, padding, module.dilation, len(x) * groups)
         parts.append(gradients.reshape(len(x), -1).square().sum(dim=1))
     return total + torch.cat(parts)
 

@@ -25,12 +25,13 @@ import bench_ntk  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# Tolerances. Both ways are exact; they differ by float32 round-off in the order of the sums (median ≈2e-7
+# Tolerances. Both ways are exact; they differ by float32 round-off in the order of the sums (median 1e-7 to 3e-7
 # relative, measured on the three tiny models and on zoo models at 64 px), except where a ReLU6 input sits within
 # round-off of its kink: the batched pass then lets the gradient through where the one-sample pass does not, and
 # that sample's norm jumps. Measured (benchmarks/bench_ntk.py methods, 16 EuroSAT images per model): up to 5.3e-3
 # relative on mobilenetv1_025 (one ReLU6 input at +1.6e-6 in a batch of 16 or in channels_last weights, -8.6e-6 in
-# the loop's layout), 8e-4 on mobilenetv2_100, the same 8e-4 between the old torch.func path and the loop. So the median is held tightly and the max loosely.
+# the loop's layout), 8e-4 on mobilenetv2_100, the same 8e-4 between the old torch.func path and the loop. So the
+# median is held tightly and the max loosely.
 MEDIAN_RTOL = 1e-5
 MAX_RTOL = 1e-2
 
