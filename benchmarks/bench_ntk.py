@@ -7,9 +7,21 @@ Two parts, both at 64 px on the benchmark's EuroSAT images (:func:`lead_hub.benc
   ``torch.func`` pass (:func:`lead_hub.ntk.sample_sq_norms`), Opacus's per-sample gradients
   (``GradSampleModule``) and BackPACK's ``BatchL2Grad``. A candidate that cannot run on the model is recorded with
   its error. Writes ``benchmarks/results/ntk_methods.csv``.
+  The layer-wise path (``lead_hub.per_sample_norms``, what ``sample_sq_norms`` uses on the zoo's CNNs) is run
+  with the micro-batch of ``--batch-size`` and with one sample per pass: their difference is the round-off spread
+  between batch layouts that the tests' tolerances come from.
 * ``cost``: for every zoo model, :func:`lead_hub.ntk.sample_sq_norms` on LEAD's NTK rows (64 per class, chosen by
   ``ntk_rows`` from the samples' ids) beside :func:`lead_hub.features.extract_features` on the same images.
   Writes ``benchmarks/results/ntk_cost.csv`` (one row per model, appended as each finishes).
+* ``speed``: ms per image of :func:`lead_hub.ntk.sample_sq_norms` on ``--speed-images`` images of the three
+  method models, the layer-wise path against the ``torch.func`` one, on ``--threads`` torch threads, with
+  variants of the layer-wise path: another micro-batch size, weights in contiguous format instead of
+  channels_last and, with
+  ``--compile``, ``torch.compile`` of the network's ``forward_features`` (the first pass, which compiles, is timed
+  apart). Appends to ``benchmarks/results/ntk_speed.csv``.
+* ``demo``: wall and CPU seconds of the README's demo command with the whole-network NTK, cold (``--no-cache``),
+  with the layer-wise path and with ``torch.func`` forced, each in a fresh process, beside the load average.
+  Appends to ``benchmarks/results/ntk_demo_time.csv``.
 
 Times are CPU seconds of this process with one torch thread and decoding in the process (``--workers 0``), so
 they describe the work, whatever else the machine runs; wall seconds are recorded beside them. Opacus and BackPACK
@@ -17,15 +29,22 @@ are not lead_hub dependencies: install them to measure them (``pip install opacu
 
     nice -n 10 python benchmarks/bench_ntk.py methods
     nice -n 10 python benchmarks/bench_ntk.py cost
+    nice -n 10 python benchmarks/bench_ntk.py speed --threads 1   # and --threads 2
+    python benchmarks/bench_ntk.py demo
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -34,7 +53,9 @@ from lead_hub.benchmark import benchmark_images, zoo_model_ids
 from lead_hub.features import extract_features
 from lead_hub.metrics._lead_ntk import ntk_head, ntk_rows
 from lead_hub.models import load_backbone
+from lead_hub import ntk, per_sample_norms
 from lead_hub.ntk import sample_sq_norms
+from lead_hub.per_sample_norms import UnsupportedNetwork
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LEAD_HUB_SHARED_DATA", REPOSITORY_ROOT.parent / "shared" / "data"))
@@ -109,7 +130,7 @@ def backpack_batch_l2(model: WholeNetwork, pixels: torch.Tensor) -> np.ndarray:
 def run_methods(arguments) -> None:
     images = benchmark_images(SHARED_DATA / "targets" / "eurosat")
     rows = np.arange(arguments.method_images)
-    table = []
+    table, previous = [], _read(RESULTS / "ntk_methods.csv")
     for slug in METHOD_MODELS:
         backbone = load_backbone(f"local-dir:{SHARED_DATA / 'zoo' / slug}", image_size=IMAGE_SIZE)
         features = extract_features(backbone, images, progress=False, num_workers=0).features
@@ -117,8 +138,15 @@ def run_methods(arguments) -> None:
         pixels = torch.stack([backbone.transform(images.image(int(row))) for row in rows])
         candidates = {
             "autograd_loop": lambda: autograd_loop(WholeNetwork(backbone.network.eval(), head), pixels),
-            "torch_func (lead_hub.ntk)": lambda: sample_sq_norms(backbone, images, rows, features, progress=False,
-                                                                 num_workers=0).sq_norms,
+            "layerwise (lead_hub.ntk)": lambda: sample_sq_norms(
+                backbone, images, rows, features, progress=False, num_workers=0,
+                batch_size=arguments.batch_size).sq_norms,
+            "layerwise, one sample per pass": lambda: sample_sq_norms(backbone, images, rows, features,
+                                                                      progress=False, num_workers=0,
+                                                                      batch_size=1).sq_norms,
+            "torch_func (lead_hub.ntk)": lambda: _torch_func_only(lambda: sample_sq_norms(
+                backbone, images, rows, features, progress=False, num_workers=0,
+                batch_size=arguments.batch_size).sq_norms),
             "opacus GradSampleModule": lambda: opacus_grad_sample(WholeNetwork(backbone.network.eval(), head), pixels),
             "backpack BatchL2Grad": lambda: backpack_batch_l2(WholeNetwork(backbone.network.eval(), head), pixels),
         }
@@ -127,6 +155,9 @@ def run_methods(arguments) -> None:
             started, wall = time.process_time(), time.perf_counter()
             try:
                 norms = method()
+            except ModuleNotFoundError:  # not installed here: its earlier result, if any, is kept
+                table.extend(row for row in previous if (row["model"], row["method"]) == (slug, name))
+                continue
             except Exception as error:  # noqa: BLE001 - a candidate that cannot run is a result
                 table.append({"model": slug, "method": name, "images": len(rows), "cpu_s_per_image": "",
                               "wall_s_per_image": "", "max_rel_diff_vs_loop": "", "median_rel_diff_vs_loop": "",
@@ -179,11 +210,110 @@ def run_cost(arguments) -> None:
         _write(output, [record], append=True)
 
 
+def _torch_func_only(compute):
+    """``compute()`` with lead_hub.ntk's layer-wise path refused, so that the torch.func path runs."""
+    with mock.patch.object(ntk, "LayerwiseSqNorms", side_effect=UnsupportedNetwork("the benchmark forces torch.func")):
+        return compute()
+
+
+@contextlib.contextmanager
+def _network_variant(backbone, variant: str):
+    """The layer-wise pass with its weights left in contiguous format (not channels_last), or the backbone's
+    network with its ``forward_features`` compiled by torch.compile; restored after."""
+    model = backbone.network.model
+    if variant == "contiguous_format":
+        with mock.patch.object(per_sample_norms, "PASS_MEMORY_FORMAT", torch.contiguous_format):
+            yield
+        return
+    if variant == "torch.compile":
+        model.forward_features = torch.compile(model.forward_features)
+    try:
+        yield
+    finally:
+        if variant == "torch.compile":
+            del model.forward_features
+
+
+def run_speed(arguments) -> None:
+    """ms per image of sample_sq_norms on the three method models: layer-wise vs torch.func, and variants."""
+    images = benchmark_images(SHARED_DATA / "targets" / "eurosat")
+    rows = np.arange(arguments.speed_images)
+    variants = [("torch_func", "", arguments.batch_size), ("layerwise", "", arguments.batch_size),
+                ("layerwise", "", 2 * arguments.batch_size), ("layerwise", "contiguous_format", arguments.batch_size),
+                ("layerwise", "torch.compile", arguments.batch_size)]
+    for slug in arguments.models or METHOD_MODELS:
+        backbone = load_backbone(f"local-dir:{SHARED_DATA / 'zoo' / slug}", image_size=IMAGE_SIZE)
+        features = extract_features(backbone, images, progress=False, num_workers=0).features
+        for path, variant, batch_size in variants:
+            if variant == "torch.compile" and not arguments.compile:
+                continue
+            with _network_variant(backbone, variant):
+                def compute(subset):
+                    return sample_sq_norms(backbone, images, subset, features, progress=False, num_workers=0,
+                                           batch_size=batch_size, chunk_rows=batch_size)
+                compute = (lambda subset, inner=compute: _torch_func_only(lambda: inner(subset))) \
+                    if path == "torch_func" else compute
+                started, wall = time.process_time(), time.perf_counter()
+                first = compute(rows[:batch_size])  # warm-up: one-time costs (compilation, kernel selection)
+                first_cpu, first_wall = time.process_time() - started, time.perf_counter() - wall
+                started, wall = time.process_time(), time.perf_counter()
+                norms = compute(rows)
+                cpu, wall = time.process_time() - started, time.perf_counter() - wall
+            agreement = np.abs(first.sq_norms - norms.sq_norms[:len(first.rows)]) / norms.sq_norms[:len(first.rows)]
+            record = {"model": slug, "path": path, "variant": variant or "plain", "batch_size": batch_size,
+                      "torch_threads": torch.get_num_threads(), "images": len(rows),
+                      "cpu_ms_per_image": round(1000 * cpu / len(rows), 1),
+                      "wall_ms_per_image": round(1000 * wall / len(rows), 1),
+                      "first_pass_cpu_s": round(first_cpu, 2), "first_pass_wall_s": round(first_wall, 2),
+                      "max_rel_diff_first_pass": f"{agreement.max():.1e}",
+                      "load_average_1min": round(os.getloadavg()[0], 1)}
+            print(record)
+            _write(RESULTS / "ntk_speed.csv", [record], append=True)
+
+
+DEMO_COMMAND = ["rank", "--zoo", "demo", "--dataset", "demo", "--image-size", "64", "--metric-option",
+                "lead.ntk=full", "--no-cache", "--quiet"]
+
+
+def run_demo(arguments) -> None:
+    """Wall seconds of the README's demo command with lead.ntk=full, cold, per path, in a fresh process each."""
+    for repeat in range(arguments.repeats):
+        for path in ("layerwise", "torch_func"):
+            load, started, cpu = os.getloadavg()[0], time.perf_counter(), _children_cpu_seconds()
+            subprocess.run([sys.executable, __file__, "demo-run", "--path", path, "--output", arguments.output],
+                           check=True)
+            record = {"repeat": repeat, "path": path, "command": "lead-hub " + " ".join(DEMO_COMMAND),
+                      "wall_s": round(time.perf_counter() - started, 1),
+                      "cpu_s": round(_children_cpu_seconds() - cpu, 1), "cpus": len(os.sched_getaffinity(0)),
+                      "load_average_1min_before": round(load, 1),
+                      "load_average_1min_after": round(os.getloadavg()[0], 1)}
+            print(record)
+            _write(RESULTS / "ntk_demo_time.csv", [record], append=True)
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_demo_once(arguments) -> None:
+    from lead_hub.cli import main as cli
+
+    command = [*DEMO_COMMAND, "--output", arguments.output]
+    code = _torch_func_only(lambda: cli(command)) if arguments.path == "torch_func" else cli(command)
+    if code:
+        raise SystemExit(code)
+
+
 def _finished_models(output: Path) -> set[str]:
-    if not output.exists():
-        return set()
-    with output.open() as handle:
-        return {row["model"] for row in csv.DictReader(handle)}
+    return {row["model"] for row in _read(output)}
+
+
+def _read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
 
 
 def _write(path: Path, records: list[dict], append: bool = False) -> None:
@@ -197,16 +327,26 @@ def _write(path: Path, records: list[dict], append: bool = False) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("methods", "cost"))
+    parser.add_argument("part", choices=("methods", "cost", "speed", "demo", "demo-run"))
     parser.add_argument("--method-images", type=int, default=16, help="images per model for the method check")
     parser.add_argument("--batch-size", type=int, default=32, help="samples per batched gradient pass")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: CPU time = work)")
     parser.add_argument("--restart", action="store_true", help="cost: start the CSV again instead of resuming")
     parser.add_argument("--reverse", action="store_true",
                         help="cost: take the models in reverse order (a second run then shares the list)")
+    parser.add_argument("--speed-images", type=int, default=128, help="speed: images per model and variant")
+    parser.add_argument("--models", nargs="+", help="speed: zoo folders to time (default: the method models)")
+    parser.add_argument("--compile", action="store_true",
+                        help="speed: also time torch.compile of the network (minutes of compilation per model)")
+    parser.add_argument("--repeats", type=int, default=1, help="demo: runs of each path")
+    parser.add_argument("--path", choices=("layerwise", "torch_func"), default="layerwise", help=argparse.SUPPRESS)
+    parser.add_argument("--output", default="/tmp/lead-hub-ntk-demo", help="demo: the leaderboard's folder")
     arguments = parser.parse_args()
+    if arguments.part in ("demo", "demo-run"):  # the CLI's own thread choice, as a user gets it
+        {"demo": run_demo, "demo-run": run_demo_once}[arguments.part](arguments)
+        return
     torch.set_num_threads(arguments.threads)
-    run_methods(arguments) if arguments.part == "methods" else run_cost(arguments)
+    {"methods": run_methods, "cost": run_cost, "speed": run_speed}[arguments.part](arguments)
 
 
 if __name__ == "__main__":

@@ -8,20 +8,24 @@ the mean of ‖g‖² over the NTK rows of class k, so only these per-sample nor
     ‖g‖² = ‖∇_head s‖² + ‖∇_backbone s‖²,
 
 the head part in closed form from the features (float64, ``per_sample_gradient_sq_norms``), the backbone part
-from the model: per-sample gradients of s w.r.t. every backbone parameter that reaches the features, taken with
-``torch.func`` (``vmap`` over ``grad`` of a ``functional_call``: one batched forward and backward per batch of
-samples, not one backward per sample), squared and summed in float32 per parameter tensor, then in float64.
-BatchNorm runs in eval mode (running statistics, so samples stay independent); the images go through the
-backbone's own preprocessing, exactly as in feature extraction. Parameters that do not reach the pooled features
-(a source classifier) have zero gradient and are left out.
+from the model: the squared norms of the per-sample gradients of s w.r.t. every backbone parameter that reaches
+the features, summed in float32 per parameter tensor (or layer), then in float64. BatchNorm runs in eval mode (running
+statistics, so samples stay independent); the images go through the backbone's own preprocessing, exactly as in
+feature extraction. Parameters that do not reach the pooled features (a source classifier) have zero gradient and
+are left out.
 
-Why ``torch.func``: it is exact for every layer type (timm's SAME-padded convolutions, BatchNorm fused with
-activations, transformers) without per-layer code. Opacus refuses modules with buffers (every BatchNorm), and
-BackPACK fails on timm's in-place activations; both are measured in ``benchmarks/bench_ntk.py``.
+How: for networks made of convolutions (timm's SAME-padded ones included), BatchNorm (timm's BatchNormAct2d
+included) and Linear layers, i.e. the CNNs of the zoo, by per-layer formulas from one batched forward and one
+backward (:mod:`lead_hub.per_sample_norms`, several times faster); for any other network (transformers, ...) by
+``torch.func`` (``vmap`` over ``grad`` of a ``functional_call``), exact for every layer type without per-layer
+code, and an info line says so. Both equal a one-backward-per-sample autograd loop up to float32 round-off.
+Opacus refuses modules with buffers (every BatchNorm), and BackPACK fails on timm's in-place activations; all are
+measured in ``benchmarks/bench_ntk.py``.
 
 Rounding: a ReLU6/ReLU whose input sits within round-off of a kink lets the gradient through in one batch layout
-and not in another, so in float32 a per-sample norm can differ between batch sizes or devices by up to 8e-4
-relative (measured against the one-sample-at-a-time autograd loop, ``benchmarks/bench_ntk.py methods``).
+and not in another, so in float32 a per-sample norm can differ between batch sizes or devices by up to 5e-3
+relative (measured against the one-sample-at-a-time autograd loop, ``benchmarks/bench_ntk.py methods``: one gate
+of ``mobilenetv1_025.coral_in1k`` at +1.6e-6 in one layout and −8.6e-6 in the loop's); the median differs by ~5e-7.
 
 Results are cached beside the features (``<cache_dir>/ntk/``), one entry per (model, revision, image size,
 dataset sample, head: input kind, widths, seed, K and a digest of its input transform), row by row: a request
@@ -54,13 +58,15 @@ from lead_hub.metrics._lead_ntk import NtkHead, ntk_head, ntk_rows, per_sample_g
 from lead_hub.metrics.lead import LeadOptions
 from lead_hub.models import Backbone, load_backbone, resolve_revision
 from lead_hub.public_names import public_model_id
+from lead_hub.per_sample_norms import LayerwiseSqNorms, UnsupportedNetwork
 
 logger = logging.getLogger(__name__)
 
 # Bump when the meaning of a cached norm changes: old entries are then never read.
 NTK_FORMAT_VERSION = 1
-#: Samples per batched gradient pass. Memory is about batch_size × (trainable parameters) floats for the
-#: per-sample gradients (32 × 6.1M × 4 B = 0.8 GB for EfficientNet-Lite2); halved on out-of-memory.
+#: Samples per batched gradient pass. Memory on the torch.func path is about batch_size × (trainable parameters)
+#: floats for the per-sample gradients (32 × 6.1M × 4 B = 0.8 GB for EfficientNet-Lite2), on the layer-wise path
+#: the batch's activations plus one layer's formula (≤ 64 MB); halved on out-of-memory.
 DEFAULT_BATCH_SIZE = 32
 #: Rows per cache file (the unit of resumption).
 DEFAULT_CHUNK_ROWS = 64
@@ -329,18 +335,29 @@ def _compute(backbone, network, images, todo, head, device, batch_size, num_work
         return torch.stack([gradient.square().sum() for gradient in gradients.values()])
 
     batched = vmap(sample_sq_norm, in_dims=(None, 0))
-    results, micro_batch, reached = {}, batch_size, None
+
+    def batch_norms(batch_pixels):
+        nonlocal layerwise
+        if layerwise is not None:
+            try:
+                return layerwise(lambda inputs: summed_logit(network(inputs)[0]), batch_pixels).cpu().numpy()
+            except UnsupportedNetwork as reason:  # found only while running (a layer called twice, ...)
+                layerwise = _layerwise_or_none(backbone.model_id, network, reached, reason)
+        return batched(reached, batch_pixels).double().sum(dim=1).cpu().numpy()
+
+    results, micro_batch, reached, layerwise = {}, batch_size, None, None
     bar = tqdm(total=cached_count + len(todo), initial=cached_count, desc=f"NTK {public_model_id(backbone.model_id)}",
                unit="img", disable=not progress)
     for chunk_index, pixels in enumerate(loader):
         pixels = pixels.to(device)
         if reached is None:
             reached = _reaching_parameters(sample_logit, trainable, pixels[0])
+            layerwise = _layerwise_or_none(backbone.model_id, network, reached)
         chunk_norms = [] if reached else [np.zeros(len(pixels))]  # a frozen backbone adds nothing to the head's
         start = 0 if reached else len(pixels)
         while start < len(pixels):
             try:
-                per_tensor = batched(reached, pixels[start:start + micro_batch])
+                chunk_norms.append(batch_norms(pixels[start:start + micro_batch]))
             except torch.OutOfMemoryError:
                 if micro_batch == 1:
                     raise
@@ -350,7 +367,6 @@ def _compute(backbone, network, images, todo, head, device, batch_size, num_work
                 logger.warning("%s: out of memory in the NTK pass, batch size halved to %d", backbone.model_id,
                                micro_batch)
                 continue
-            chunk_norms.append(per_tensor.double().sum(dim=1).cpu().numpy())
             start += micro_batch
         bar.update(len(pixels))
         chunk_rows_done = todo[chunk_index * chunk_rows:chunk_index * chunk_rows + len(pixels)]
@@ -360,6 +376,18 @@ def _compute(backbone, network, images, todo, head, device, batch_size, num_work
         results.update(zip(chunk_rows_done.tolist(), values.tolist()))
     bar.close()
     return results, sum(p.numel() for p in reached.values()), micro_batch
+
+
+def _layerwise_or_none(model_id: str, network, reached: dict, reason: Exception | None = None):
+    """The layer-wise per-sample norms of ``reached`` (one batched backward), or None where the network has a
+    layer they do not cover: the exact ``torch.func`` path then computes them (equal up to float32 round-off)."""
+    if reason is None:
+        try:
+            return LayerwiseSqNorms(network, reached)
+        except UnsupportedNetwork as unsupported:
+            reason = unsupported
+    logger.info("%s: per-sample gradient norms by torch.func (exact, slower) because %s", model_id, reason)
+    return None
 
 
 def _reaching_parameters(sample_logit, trainable: dict, pixels: torch.Tensor) -> dict:

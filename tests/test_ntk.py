@@ -22,6 +22,7 @@ from lead_hub.metrics import get as get_metric
 from lead_hub.metrics._lead_ntk import ntk_head, per_sample_gradient_sq_norms
 from lead_hub.models import load_backbone
 from lead_hub.ntk import NtkUnavailable, lead_sq_norms, sample_ids, sample_sq_norms
+from lead_hub.per_sample_norms import LayerwiseSqNorms
 from lead_hub.ranking import DEMO_DATASET, rank
 from conftest import REPOSITORY_ROOT
 from test_models import save_tiny_timm, save_tiny_transformers
@@ -79,10 +80,12 @@ def autograd_loop_sq_norms(backbone, images, rows, head) -> np.ndarray:
 
 
 @pytest.mark.parametrize("head_input", ["standardized", "raw"])
-def test_norms_equal_a_per_sample_autograd_loop(backbone, images, features, head_input):
+def test_norms_equal_a_per_sample_autograd_loop(backbone, images, features, head_input, caplog):
     rows = np.array([0, 4, 7, 11, 20, 29])
-    result = sample_sq_norms(backbone, images, rows, features, head_input=head_input, widths=(16, 24), batch_size=4,
-                             num_workers=0, progress=False)
+    with caplog.at_level("INFO", logger="lead_hub.ntk"):
+        result = sample_sq_norms(backbone, images, rows, features, head_input=head_input, widths=(16, 24),
+                                 batch_size=4, num_workers=0, progress=False)
+    assert "torch.func" not in caplog.text  # timm's layers have per-layer formulas (lead_hub.per_sample_norms)
     head = ntk_head(features, len(images.class_names), widths=(16, 24), head_input=head_input)
     expected = autograd_loop_sq_norms(backbone, images, rows, head)
     np.testing.assert_allclose(result.sq_norms, expected, rtol=1e-4)
@@ -91,11 +94,14 @@ def test_norms_equal_a_per_sample_autograd_loop(backbone, images, features, head
     assert result.trainable_parameters == counted  # every parameter but the source classifier reaches the features
 
 
-def test_a_transformers_model_gives_the_autograd_loop_norms_too(images, tmp_path):
+def test_a_transformers_model_gives_the_autograd_loop_norms_too(images, tmp_path, caplog):
     model = load_backbone(f"local-dir:{save_tiny_transformers(tmp_path / 'vit', 'vit', head=True)}", image_size=32)
     features = extract_features(model, images, num_workers=0, progress=False).features
     rows = np.array([1, 9, 17])
-    result = sample_sq_norms(model, images, rows, features, widths=(16, 24), num_workers=0, progress=False)
+    with caplog.at_level("INFO", logger="lead_hub.ntk"):
+        result = sample_sq_norms(model, images, rows, features, widths=(16, 24), num_workers=0, progress=False)
+    # a ViT's embeddings have no per-layer formula: the whole model goes through torch.func, and says so once
+    assert caplog.text.count("by torch.func (exact, slower) because module") == 1
     expected = autograd_loop_sq_norms(model, images, rows, ntk_head(features, len(images.class_names),
                                                                     widths=(16, 24)))
     np.testing.assert_allclose(result.sq_norms, expected, rtol=1e-4)
@@ -140,22 +146,18 @@ def test_cache_hits_resumes_and_reuses_rows(backbone, images, features, tmp_path
                    chunk_rows=2, batch_size=2)
     rows = np.arange(0, 12)
     calls = []
-    real_vmap = ntk_module.vmap
+    real_call = LayerwiseSqNorms.__call__
 
-    def interrupted_vmap(function, **kwargs):
-        batched = real_vmap(function, **kwargs)
+    def interrupted_call(self, summed_scalar, pixels):
+        calls.append(len(pixels))
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_call(self, summed_scalar, pixels)
 
-        def run(*args):
-            calls.append(len(args[1]))
-            if len(calls) == 3:
-                raise KeyboardInterrupt("simulated interruption")
-            return batched(*args)
-        return run
-
-    monkeypatch.setattr(ntk_module, "vmap", interrupted_vmap)
+    monkeypatch.setattr(LayerwiseSqNorms, "__call__", interrupted_call)
     with pytest.raises(KeyboardInterrupt):
         sample_sq_norms(backbone, images, rows, features, **options)
-    monkeypatch.setattr(ntk_module, "vmap", real_vmap)
+    monkeypatch.setattr(LayerwiseSqNorms, "__call__", real_call)
     resumed = sample_sq_norms(backbone, images, rows, features, **options)
     assert resumed.computed_rows == 8  # the two finished chunks (4 rows) were kept
     again = sample_sq_norms(backbone, images, rows, features, **options)
