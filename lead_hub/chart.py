@@ -25,16 +25,18 @@ _SAME_SPOT_PIXELS = 6.0
 _LOG_SCALE_FROM_RATIO = 4.0
 
 
-def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str):
+def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str, *,
+                       width: float = 13.0):
     """A matplotlib figure of ``table`` (a leaderboard table, best first) ranked by ``primary``; ``names`` maps a
-    model id to the name shown. Rows without a primary score are left out."""
+    model id to the name shown. Rows without a primary score are left out. ``width`` in inches: a narrower figure
+    keeps its 8-point labels legible where it is shown in a narrow column (the Space's)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     scored = table.dropna(subset=[primary])
-    figure, (dots, sizes) = plt.subplots(1, 2, figsize=(13, 0.4 * max(len(scored), 4) + 1.8),
+    figure, (dots, sizes) = plt.subplots(1, 2, figsize=(width, 0.4 * max(len(scored), 4) + 1.8),
                                          gridspec_kw={"width_ratios": [3, 2]})
     labels = [f"{_rank_text(row['rank'])}  {names[row['model_id']]}" for _, row in scored.iterrows()]
     _dot_plot(dots, scored[primary].to_numpy(float), scored["pareto"].to_numpy(bool), labels)
@@ -46,11 +48,12 @@ def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, st
     return figure
 
 
-def save_chart(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str, path: str | Path) -> None:
-    """Write :func:`leaderboard_figure` as a PNG at ``path``."""
+def save_chart(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str, path: str | Path, *,
+               width: float = 13.0) -> None:
+    """Write :func:`leaderboard_figure` (``width`` inches wide) as a PNG at ``path``."""
     import matplotlib.pyplot as plt
 
-    figure = leaderboard_figure(table, primary, names, title)
+    figure = leaderboard_figure(table, primary, names, title, width=width)
     figure.savefig(path, dpi=110)
     plt.close(figure)
 

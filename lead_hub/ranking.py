@@ -106,10 +106,11 @@ def rank(
     any dataset or model is loaded (:func:`lead_hub.metrics.check_options`); torch and BLAS get as many threads
     as there are idle CPUs (:mod:`lead_hub.threads`) unless the caller set them. ``progress`` shows progress bars;
     ``on_model_done(model_id, partial_leaderboard)`` is called after each model (set-relative metrics are NaN
-    until the end). ``per_class=True`` adds per-class diagnostics from metrics that return them
-    (``return_diagnostics``), in ``Leaderboard.per_class``. ``precision`` is the feature extraction's
-    (``"float32"``, or ``"bfloat16"`` autocast: faster on a GPU, slightly different features; see
-    :mod:`lead_hub.features`), the same for every model and recorded in the provenance.
+    until the end; with ``per_class=True`` it holds the per-class rows so far). ``per_class=True`` adds per-class
+    diagnostics from metrics that return them (``return_diagnostics``), in ``Leaderboard.per_class``.
+    ``precision`` is the feature extraction's (``"float32"``, or ``"bfloat16"`` autocast: faster on a GPU,
+    slightly different features; see :mod:`lead_hub.features`), the same for every model and recorded in the
+    provenance.
 
     Every sampled image is decode-checked before any model loads: unusable ones are skipped with a warning and
     listed in the provenance (``skipped_images``), or with ``strict=True`` stop the ranking with an error naming
@@ -176,8 +177,9 @@ def rank(
                 per_class_rows += _score_one(name, options[name], candidate.model_id, result, per_class,
                                              images.class_names)
         results[candidate.model_id] = result
-        if on_model_done is not None:
-            on_model_done(candidate.model_id, _leaderboard(results, provenance, started))
+        if on_model_done is not None:  # with the per-class rows so far: a caller that stops here keeps them
+            on_model_done(candidate.model_id, _leaderboard(results, provenance, started,
+                                                           pd.DataFrame(per_class_rows) if per_class else None))
     for name in set_metrics:
         _score_set(name, options[name], results)
     per_class_table = pd.DataFrame(per_class_rows) if per_class else None
