@@ -139,7 +139,8 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                 # The chart and the files appear with a result: no empty boxes before a ranking.
                 chart = gr.Image(label="Scores and the score-versus-size Pareto front", type="filepath",
                                  elem_id="leaderboard-chart", visible=False, buttons=["fullscreen", "download"],
-                                 show_label=False)  # the label would cover the chart's title
+                                 show_label=False,  # the label would cover the chart's title
+                                 interactive=False)  # an input of the ending event, never a visitor's upload
                 files = gr.File(label="Download: CSV (spreadsheets), parquet with the run's provenance (lead-hub "
                                       "push), per-class parquet", file_count="multiple", elem_id="leaderboard-files",
                                 visible=False, interactive=False)

@@ -379,6 +379,9 @@ def test_a_ranking_offers_the_chart_in_view_the_scores_and_the_files_to_publish(
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
         assert box(score_header)["x"] + box(score_header)["width"] <= PHONE["width"], "the score column is cut off"
         assert box(chart)["width"] >= 800
+        # It starts at the box's left edge, so the model names are in view and the rest is reached by scrolling.
+        assert box(chart)["x"] >= box(page.locator("#leaderboard-chart"))["x"] - 1
+    assert page.locator("#leaderboard-chart input[type=file]").count() == 0  # a result, not an upload field
     # Each model's score is shown, and on a phone within the screen's width.
     scores = table.get_by_text(re.compile(r"^-?\d\.\d+$")).filter(visible=True)
     assert scores.count() == len(DEMO_MODEL_NAMES), table.inner_text()
