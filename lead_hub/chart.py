@@ -25,9 +25,11 @@ _SAME_SPOT_PIXELS = 6.0
 _LOG_SCALE_FROM_RATIO = 4.0
 
 
-def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str):
+def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str, *,
+                       width: float = 13.0):
     """A matplotlib figure of ``table`` (a leaderboard table, best first) ranked by ``primary``; ``names`` maps a
-    model id to the name shown. Rows without a primary score are left out.
+    model id to the name shown. Rows without a primary score are left out. ``width`` in inches: a narrower figure
+    keeps its 8-point labels legible where it is shown in a narrow column (the Space's).
 
     The figure is drawn on its own Agg canvas, outside pyplot: it leaves the caller's backend alone (a notebook
     shows it inline), needs no ``plt.close``, and several threads (the Space's visitors) can draw at once."""
@@ -35,7 +37,7 @@ def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, st
     from matplotlib.figure import Figure
 
     scored = table.dropna(subset=[primary])
-    figure = Figure(figsize=(13, 0.4 * max(len(scored), 4) + 1.8))
+    figure = Figure(figsize=(width, 0.4 * max(len(scored), 4) + 1.8))
     FigureCanvasAgg(figure)
     dots, sizes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     labels = [f"{_rank_text(row['rank'])}  {names[row['model_id']]}" for _, row in scored.iterrows()]
@@ -48,9 +50,10 @@ def leaderboard_figure(table: pd.DataFrame, primary: str, names: Mapping[str, st
     return figure
 
 
-def save_chart(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str, path: str | Path) -> None:
-    """Write :func:`leaderboard_figure` as a PNG at ``path``."""
-    leaderboard_figure(table, primary, names, title).savefig(path, dpi=110)
+def save_chart(table: pd.DataFrame, primary: str, names: Mapping[str, str], title: str, path: str | Path, *,
+               width: float = 13.0) -> None:
+    """Write :func:`leaderboard_figure` (``width`` inches wide) as a PNG at ``path``."""
+    leaderboard_figure(table, primary, names, title, width=width).savefig(path, dpi=110)
 
 
 def _dot_plot(axes, scores: np.ndarray, pareto: np.ndarray, labels: list[str]) -> None:

@@ -166,7 +166,7 @@ def rank(
         Show progress bars.
     on_model_done : callable, optional
         ``on_model_done(model_id, partial_leaderboard)`` after each model (set-relative metrics are NaN until the
-        end).
+        end; with ``per_class=True`` it holds the per-class rows so far).
     per_class : bool
         Add per-class diagnostics from the metrics that return them (``return_diagnostics``), in
         ``Leaderboard.per_class``.
@@ -289,9 +289,10 @@ def rank(
                                                            per_class, images.class_names)]
         results[index] = result
         bar.update(1)
-        if on_model_done is not None:
+        if on_model_done is not None:  # with the per-class rows so far: a caller that stops here keeps them
             on_model_done(candidates[index].model_id,
-                          _leaderboard(_in_order(results, candidates), provenance, started))
+                          _leaderboard(_in_order(results, candidates), provenance, started,
+                                       _per_class_table(per_class_rows) if per_class else None))
 
     def collect_finished_elsewhere() -> int:
         records = run.finished_records(skip=set(results)) if run is not None else []
@@ -328,8 +329,7 @@ def rank(
         _score_set(name, options[name], results)
     if "lead" in per_model_metrics:
         provenance["lead_rates"] = _lead_rates_check(results, options["lead"]["ntk"])
-    per_class_table = pd.DataFrame([row for index in sorted(per_class_rows) for row in per_class_rows[index]]) \
-        if per_class else None
+    per_class_table = _per_class_table(per_class_rows) if per_class else None
     board = _leaderboard(results, provenance, started, per_class_table)
     if run is not None:
         run.write_leaderboard(board)
@@ -497,6 +497,11 @@ def _metric_options(names: list[str], given: Mapping[str, Mapping[str, Any]] | N
     if "lead" in options:
         options["lead"] = lead_ranking_options(options["lead"])
     return options
+
+
+def _per_class_table(per_class_rows: dict[int, list[dict]]) -> pd.DataFrame:
+    """The per-class rows of the models scored so far, in candidate order."""
+    return pd.DataFrame([row for index in sorted(per_class_rows) for row in per_class_rows[index]])
 
 
 def _lead_rates_check(results: dict[str, _ModelResult], ntk: str) -> dict:

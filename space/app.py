@@ -13,6 +13,7 @@ import html
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,11 +37,41 @@ from ranking_job import (
     offered_zoos,
     stream_ranking,
 )
+from visitor_messages import ranking_failure
 
 TITLE = "lead_hub: which pretrained model should you fine-tune?"
 IMAGE_SIZES = [("each model's own preprocessing", OWN_PREPROCESSING), ("32 px", 32), ("64 px", 64),
                ("96 px", 96), ("128 px", 128), ("224 px", 224)]
 TABLE_COLUMNS = ["rank", "model", "score", "parameters", "pareto", "notes"]
+IDLE_STATUS = "Press **Rank models** to rank the demo zoo on the demo data."
+RUNNING_STATUS = "Ranking: the table fills in as each model is scored."
+STOPPING_STATUS = "**Stopping:** the model in progress is being scored; the table, the chart and the files of the " \
+                  "models scored by then follow."
+FAILURE_MARK = "Not ranked:"
+_RANKING_ENDED_JS = """(...values) => {
+    const status = document.querySelector('#ranking-status');
+    status.scrollIntoView({block: 'nearest'});
+    status.dataset.rankingsEnded = String(Number(status.dataset.rankingsEnded || 0) + 1);
+    return values;
+}"""
+"""Run in the browser when a ranking has ended, whichever way: brings the status line into view (on a phone it is
+below the form) and counts the ended rankings on it (``data-rankings-ended``), so that a script driving the page
+tells this result from the last one without watching timings; the event's inputs pass on unchanged."""
+"""The status line's start after a failed ranking; the sentence that follows says why and what to do."""
+PAGE_CSS = """
+/* The status line is where an error is told: Gradio's red Error badge would cover its text. */
+#ranking-status .error, #publish-status .error { display: none !important; }
+/* The table in the page's proportional font: rank, model and the first score fit a phone's width, the rest
+   scrolls sideways. */
+#leaderboard-table * { font-family: var(--font) !important; }
+@media (max-width: 640px) { #leaderboard-table .cell-wrap, #leaderboard-table .cell-wrap * { font-size: 13px; } }
+/* The chart fits the results column; on a phone it keeps legible labels: it scrolls sideways instead of shrinking. */
+#leaderboard-chart img { max-width: 100%; height: auto; }
+@media (max-width: 640px) {
+  #leaderboard-chart .image-container, #leaderboard-chart .image-frame { overflow-x: auto; justify-content: start; }
+  #leaderboard-chart img { min-width: 820px; max-width: none; }
+}
+"""
 """The table's columns before a ranking (after one, ``score`` becomes one column per metric)."""
 _INTRO = """# lead_hub: which pretrained model should you fine-tune?
 Rank candidate models on a sample of **your** images with **LEAD** (CVPR 2024) and the classic transferability
@@ -56,11 +87,16 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
     """The Space's page. ``in_space`` (default: whether ``SPACE_ID`` is set) shows "Sign in with Hugging Face"
     for publishing; run locally, a password field takes a token instead.
 
-    The form's essentials (dataset, models, the metric to rank by, **Rank models** and **Stop**) come first, so
-    they fit a laptop screen; the other settings sit in a closed accordion. While a ranking runs, its progress is
-    drawn on the status line only: the table and the chart stay visible and fill in model by model."""
+    The form's essentials (dataset, models, the metric to rank by, **Rank models** and a smaller **Stop**, enabled
+    only while a ranking runs) come first, so they fit a laptop screen; the other settings sit in a closed
+    accordion. The results column holds the status line, the table and, once a ranking has ended, the chart and
+    the files to download (CSV, and parquet for ``lead-hub push``), so that the chart is in view at 1366×900. While
+    a ranking runs, its progress is drawn on the status line only: the table fills in model by model. **Stop**
+    ends the ranking after the model in progress and offers the chart and files of the models scored by then."""
     in_space = get_space() is not None if in_space is None else in_space
     metric_names = metric_registry.available()
+    stop_signals: dict[str, threading.Event] = {}
+    """The Stop button's signal of each browser session's ranking, by Gradio's session hash."""
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(_INTRO)
         with gr.Row():
@@ -79,9 +115,10 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                                        placeholder=EXAMPLE_MODEL_IDS)
                 primary_metric = gr.Dropdown(metric_names, value="lead", label="Rank by", elem_id="primary-metric")
                 metric_note = gr.Markdown(metric_description("lead"), elem_id="metric-description")
-                with gr.Row():
-                    run = gr.Button("Rank models", variant="primary", elem_id="rank-button", min_width=120)
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop-button", min_width=80)
+                with gr.Row(equal_height=True):
+                    run = gr.Button("Rank models", variant="primary", elem_id="rank-button", scale=3, min_width=120)
+                    stop = gr.Button("Stop", variant="secondary", size="sm", elem_id="stop-button", scale=1,
+                                     min_width=70, interactive=False)
                 with gr.Accordion("More settings", open=False, elem_id="more-settings"):
                     other_metrics = gr.CheckboxGroup(_other_metric_choices("lead"), value=[],
                                                      label="Also score with", elem_id="other-metrics")
@@ -94,14 +131,19 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                                                 placeholder="lead.ntk=full   (LEAD's NTK of the whole network)")
                     gr.Markdown(all_metric_descriptions())
             with gr.Column(scale=3, min_width=300):
-                status = gr.Markdown("Press **Rank models** to rank the demo zoo on the demo data.",
-                                     label="Status", elem_id="ranking-status", min_height=64)
+                status = gr.Markdown(IDLE_STATUS, label="Status", elem_id="ranking-status", min_height=64)
+                # No wrapping: on a phone the table scrolls sideways, rank, model and first score in view.
                 table = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), label="Leaderboard (best first)",
-                                     interactive=False, wrap=True, elem_id="leaderboard-table")
-                csv = gr.File(label="Leaderboard as CSV", height=90)
-        # Full width, so that the chart's labels stay legible.
-        chart = gr.Image(label="Scores and the score-versus-size Pareto front", type="filepath",
-                         elem_id="leaderboard-chart")
+                                     interactive=False, wrap=False, max_height=420,
+                                     elem_id="leaderboard-table")
+                # The chart and the files appear with a result: no empty boxes before a ranking.
+                chart = gr.Image(label="Scores and the score-versus-size Pareto front", type="filepath",
+                                 elem_id="leaderboard-chart", visible=False, buttons=["fullscreen", "download"],
+                                 show_label=False,  # the label would cover the chart's title
+                                 interactive=False)  # an input of the ending event, never a visitor's upload
+                files = gr.File(label="Download: CSV (spreadsheets), parquet with the run's provenance (lead-hub "
+                                      "push), per-class parquet", file_count="multiple", elem_id="leaderboard-files",
+                                visible=False, interactive=False)
         gr.Examples([[DATASET_FROM_UPLOAD, str(DEMO_DATASET), "", MODELS_FROM_ZOO, "demo", "", "lead"],
                      [DATASET_FROM_HUB, None, EXAMPLE_HUB_DATASET, MODELS_FROM_IDS, "demo", EXAMPLE_MODEL_IDS,
                       "logme"]],
@@ -120,7 +162,7 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                                    type="password")
             repo_id = gr.Textbox("", label="Dataset repository", placeholder="your-name/vision-leaderboard")
             push = gr.Button("Publish")
-            push_status = gr.Markdown(label="Publishing status")
+            push_status = gr.Markdown(label="Publishing status", elem_id="publish-status")
 
         dataset_from.change(lambda choice: (gr.update(visible=choice == DATASET_FROM_UPLOAD),
                                             gr.update(visible=choice == DATASET_FROM_HUB)),
@@ -133,48 +175,88 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
             gr.update(choices=_other_metric_choices(primary), value=[name for name in others if name != primary])),
             [primary_metric, other_metrics], [metric_note, other_metrics], api_visibility="private")
 
+        def begin(request: gr.Request) -> tuple:
+            """Before the queued ranking: a fresh stop signal for this session, Rank off and Stop on, the last
+            ranking's chart and files hidden."""
+            stop_signals[request.session_hash] = threading.Event()
+            return (gr.update(interactive=False), gr.update(interactive=True), gr.update(visible=False),
+                    gr.update(visible=False))
+
         def rank_models(dataset_from: str, upload: str | None, hub_dataset: str, split: str, models_from: str,
                         zoo: str, model_ids: str, primary_metric: str, other_metrics: list[str],
                         samples_per_class: float, image_size: int, metric_options: str = "",
+                        request: gr.Request = None,
                         progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
-            request = RankingRequest(dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
-                                     primary_metric, tuple(other_metrics or ()), int(samples_per_class),
-                                     int(image_size), tuple((metric_options or "").split()))
+            ranking_request = RankingRequest(dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
+                                             primary_metric, tuple(other_metrics or ()), int(samples_per_class),
+                                             int(image_size), tuple((metric_options or "").split()))
+            session = request.session_hash if request is not None else None
+            stop_signal = stop_signals.setdefault(session, threading.Event())
             # Gradio copies each yielded file into its own cache before asking for the next update, so the
             # results folder can go once the last update is out.
             with tempfile.TemporaryDirectory(prefix="lead_hub_space_results_") as results_dir:
                 try:
-                    for update in stream_ranking(request, results_dir=Path(results_dir), limits=limits,
-                                                 cache_dir=cache_dir,
+                    # A new ranking starts without the last one's rows, chart and files.
+                    yield RUNNING_STATUS, display_table(None), None, None, gr.skip()
+                    for update in stream_ranking(ranking_request, results_dir=Path(results_dir), limits=limits,
+                                                 cache_dir=cache_dir, stop=stop_signal,
                                                  progress=lambda fraction, text: progress(fraction,
                                                                                           desc=redact_paths(text))):
                         yield (as_markdown(update.status), display_table(update.board),
                                None if update.chart is None else str(update.chart),
-                               None if update.csv is None else str(update.csv), update.board)
+                               [str(path) for path in update.files] or None, update.board)
                 except Exception as error:
-                    message = error_message(error)
-                    # The status line keeps what happened once the error pop-up is gone.
-                    yield (f"**The ranking stopped:** {as_markdown(message)}", gr.skip(), gr.skip(), gr.skip(),
-                           gr.skip())
-                    raise gr.Error(html.escape(message, quote=False), print_exception=False) from error
+                    message = ranking_failure(error)
+                    # The status line says what happened, in one sentence, and stays: no pop-up piles up.
+                    yield (f"**{FAILURE_MARK}** {as_markdown(message)}", gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                    raise gr.Error(html.escape(message, quote=False), visible=False,
+                                   print_exception=not isinstance(error, (ValueError, LookupError))) from error
+                finally:
+                    stop_signals.pop(session, None)
 
-        ranking = run.click(rank_models, [dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids,
-                                          primary_metric, other_metrics, samples_per_class, image_size,
-                                          metric_options],
-                            [status, table, chart, csv, board], api_name="rank", concurrency_limit=1,
-                            concurrency_id="ranking", show_progress_on=[status])
-        stop.click(lambda: "**Stopped.** The ranking ends after the model in progress; the table keeps the models "
-                           "scored so far.", None, status, cancels=[ranking], api_visibility="private",
-                   queue=False)
+        def end(shown_chart: str | None, shown_files: list[str] | None) -> tuple:
+            """After the ranking: Rank on and Stop off; the chart and the files shown when the ranking gave them
+            (the ranking sends plain values, so that an API client gets paths, not page updates)."""
+            return (gr.update(interactive=True), gr.update(interactive=False), gr.update(visible=bool(shown_chart)),
+                    gr.update(visible=bool(shown_files)))
+
+        ranking = run.click(begin, None, [run, stop, chart, files], queue=False, api_visibility="private").then(
+            rank_models, [dataset_from, upload, hub_dataset, split, models_from, zoo, model_ids, primary_metric,
+                          other_metrics, samples_per_class, image_size, metric_options],
+            [status, table, chart, files, board], api_name="rank", concurrency_limit=1, concurrency_id="ranking",
+            show_progress_on=[status])
+        # Whichever way the ranking ended, the buttons are reset and its status is brought into view. Two
+        # listeners: Gradio's frontend runs a .then() listener after a success only.
+        for after in (ranking.then, ranking.failure):
+            after(end, [chart, files], [run, stop, chart, files], queue=False, api_visibility="private",
+                  js=_RANKING_ENDED_JS)
+
+        def stop_ranking(request: gr.Request) -> tuple:
+            signal = stop_signals.get(request.session_hash)
+            if signal is None:
+                return gr.skip(), gr.update(interactive=False)
+            signal.set()
+            return STOPPING_STATUS, gr.update(interactive=False)
+
+        stop.click(stop_ranking, None, [status, stop], api_visibility="private", queue=False)
+        # A visitor who leaves the page stops the ranking too: nothing would show its result.
+        def stop_on_leaving(request: gr.Request) -> None:
+            signal = stop_signals.get(request.session_hash)
+            if signal is not None:
+                signal.set()
+
+        demo.unload(stop_on_leaving)
 
         def publish_board(board: Leaderboard | None, repo_id: str, token: str,
-                          oauth_token: gr.OAuthToken | None) -> str:
+                          oauth_token: gr.OAuthToken | None) -> Iterator[str]:
             try:
                 chosen = choose_token(in_space=in_space, typed_token=token,
                                       oauth_token=None if oauth_token is None else oauth_token.token)
-                return publish(board, repo_id, chosen)
+                yield publish(board, repo_id, chosen)
             except PublishError as error:
-                raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
+                # As for a ranking: the sentence on the page, the error (without a pop-up) for API clients.
+                yield f"**Not published:** {as_markdown(str(error))}"
+                raise gr.Error(html.escape(str(error), quote=False), visible=False, print_exception=False) from None
 
         push.click(publish_board, [board, repo_id, token], push_status, api_name="publish")
     return demo
@@ -207,10 +289,12 @@ def as_markdown(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(redact_paths(text), quote=False))
 
 
-def display_table(board: Leaderboard) -> pd.DataFrame:
+def display_table(board: Leaderboard | None) -> pd.DataFrame:
     """The leaderboard as shown on the page: rank, model (short name, as in the chart), scores to 4 significant
     digits, size, Pareto flag and notes, formatted as ``lead-hub rank`` prints them (the CSV keeps full ids and
-    full precision)."""
+    full precision); the empty table of :data:`TABLE_COLUMNS` without a board."""
+    if board is None:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
     columns = ["rank", "model_id", *board.metrics, "num_params", "pareto", "notes"]
     cells = {column: [display_cell(column, value) for value in board.table[column]] for column in columns}
     cells["model_id"] = [short_name(model_id) for model_id in board.table["model_id"]]
@@ -218,23 +302,20 @@ def display_table(board: Leaderboard) -> pd.DataFrame:
     return pd.DataFrame(cells).rename(columns={"model_id": "model", "num_params": "parameters"})
 
 
-def error_message(error: Exception) -> str:
-    """What the page shows for a failed ranking: lead_hub's own message for bad input, else the error's type too;
-    absolute paths of the server (the upload's temporary copy, model folders) reduced to their last component."""
-    if isinstance(error, KeyError) and error.args:
-        message = str(error.args[0])  # str() of a KeyError quotes its message
-    elif isinstance(error, (ValueError, LookupError, FileNotFoundError)):
-        message = str(error)
-    else:
-        message = f"the ranking failed: {type(error).__name__}: {error}"
-    return redact_paths(message)
-
-
 def launch_options(limits: SpaceLimits) -> dict:
     """Keyword arguments of ``launch`` that every run of the Space needs: Gradio refuses uploads above the
-    Space's limit before they reach the app, and no run's inputs (a typed token among them) are kept in the
-    browser's run history."""
-    return {"max_file_size": limits.max_upload_bytes, "run_history": False, "footer_links": ["api", "gradio"]}
+    Space's limit before they reach the app, no run's inputs (a typed token among them) are kept in the
+    browser's run history, and the page's style (:data:`PAGE_CSS`, :func:`page_theme`) is applied."""
+    return {"max_file_size": limits.max_upload_bytes, "run_history": False, "footer_links": ["api", "gradio"],
+            "css": PAGE_CSS, "theme": page_theme()}
+
+
+def page_theme() -> gr.themes.Base:
+    """Gradio's default theme with its font's regular and bold faces only: the semibold file Gradio ships for
+    Source Sans Pro holds too few glyphs, so semibold and bold words (headings, buttons, **bold**) fell back to
+    another font; without a semibold face the browser draws them with the complete bold one."""
+    font = gr.themes.LocalFont("Source Sans Pro", weights=(400, 700))
+    return gr.themes.Default(font=[font, "ui-sans-serif", "system-ui", "sans-serif"])
 
 
 def main() -> None:

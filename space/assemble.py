@@ -16,7 +16,7 @@ from pathlib import Path
 
 SPACE_DIR = Path(__file__).resolve().parent
 REPOSITORY_ROOT = SPACE_DIR.parent
-SPACE_FILES = ("app.py", "ranking_job.py", "hub_publish.py", "README.md", "requirements.txt")
+SPACE_FILES = ("app.py", "ranking_job.py", "hub_publish.py", "visitor_messages.py", "README.md", "requirements.txt")
 REPOSITORY_FOLDERS = ("lead_hub", "model_zoos", "demo")
 _NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 

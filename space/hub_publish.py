@@ -4,14 +4,16 @@ Which token: in a Space, only the visitor's OAuth token (from "Sign in with Hugg
 credentials (an ``HF_TOKEN`` secret of its owner) are never used for a visitor's push. Run locally, the token typed
 into the password field, else whatever ``huggingface_hub`` finds on the machine (``HF_TOKEN``, ``hf auth login``).
 The token is passed to :func:`lead_hub.hub.push_leaderboard` and nowhere else: never printed, logged, stored in
-the page's state or written to a file, and it is masked out of any unexpected error message.
+the page's state or written to a file, and it is masked out of any error message. A failure reads as one sentence
+with the page's remedies (:func:`visitor_messages.publishing_failure`), never as a command to run again.
 """
 
 from __future__ import annotations
 
-from lead_hub.hub import HubError, push_leaderboard
+from lead_hub.hub import push_leaderboard
 from lead_hub.network import mask
 from lead_hub.leaderboard import Leaderboard
+from visitor_messages import publishing_failure
 
 
 class PublishError(ValueError):
@@ -38,12 +40,9 @@ def publish(board: Leaderboard | None, repo_id: str, token: str | None) -> str:
                            "your-name/vision-leaderboard")
     try:
         result = push_leaderboard(board.table, board.provenance, repo_id, token=token)
-    except (HubError, ValueError) as error:
-        # lead_hub.hub keeps the token out of its messages; masking again costs nothing and covers ValueError.
-        raise PublishError(mask(str(error), token)) from None
-    except Exception as error:  # noqa: BLE001 - any library's message is masked before a visitor sees it
-        raise PublishError(f"publishing to {repo_id} failed: {type(error).__name__}: "
-                           f"{mask(str(error), token)}") from None
+    except Exception as error:  # noqa: BLE001 - every failure becomes one sentence, the token masked out of it
+        # lead_hub.hub keeps the token out of its messages; masking again costs nothing and covers any library's.
+        raise PublishError(mask(publishing_failure(error, repo_id), token)) from None
     link = result.pull_request_url or result.commit_url
     return (f"Published to [{result.repo_id}]({link}): {result.rows_added} rows added, {result.rows_replaced} "
             f"replaced, {result.rows_kept} kept.")

@@ -1,8 +1,10 @@
 """One ranking of the Space: check the form, unpack an upload safely, run lead_hub's ``rank`` and stream its results.
 
 :func:`stream_ranking` is a generator of :class:`RankingUpdate`: one per finished model (the partial leaderboard
-``rank`` hands to ``on_model_done``), then a final one with the chart and the CSV file. ``rank`` runs in a worker
-thread; the generator relays its progress, so a web page sees every model's row as soon as it is scored.
+``rank`` hands to ``on_model_done``), then a final one with the chart and the files (CSV, and parquet for
+``lead-hub push``). ``rank`` runs in a worker thread; the generator relays its progress, so a web page sees every
+model's row as soon as it is scored. A stop request ends the ranking after the model in progress, with a final
+update of the models scored by then.
 
 Everything a visitor sends is hostile until checked here: the upload's size is checked before a byte of it is
 unpacked, the zip goes through :func:`lead_hub.archive.extract_image_archive` with the Space's
@@ -27,7 +29,8 @@ from pathlib import Path
 from lead_hub.archive import ArchiveLimits, extract_image_archive
 from lead_hub.cli.rank import parse_metric_options
 from lead_hub.decoding import error_line
-from lead_hub.leaderboard import Leaderboard, short_name
+from lead_hub.chart import save_chart
+from lead_hub.leaderboard import Leaderboard, display_names, short_name
 from lead_hub.messages import listed
 from lead_hub.ranking import check_settings, rank
 from lead_hub.zoo import LOCAL_DIR_PREFIX, load_zoo, zoo_names
@@ -43,6 +46,13 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _MODEL_ID = re.compile(r"(hf-hub:)?[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[\w./-]+)?")
 _SPLIT = re.compile(r"[A-Za-z0-9][\w.-]*")
 _HASH_CHUNK_BYTES = 1 << 20
+CHART_WIDTH_INCHES = 10.0
+"""The chart's width (the CLI's is 13 inches): shown in the page's results column (about 720 px wide at 1366 px),
+its labels keep two thirds of their size; any narrower and the panels' axis titles collide."""
+RESULT_FILES = ("leaderboard.csv", "leaderboard.parquet", "leaderboard_per_class.parquet")
+"""What a final update offers for download: the table as CSV (for a spreadsheet), as parquet with the run's
+provenance (what ``lead-hub push`` publishes), and the per-class diagnostics as parquet (when a metric gave
+them)."""
 _ONE_RANKING_AT_A_TIME = threading.Lock()
 """Held by the worker thread for a whole ranking: a run the visitor abandoned finishes its current model before
 the next one starts, so the machine never runs two rankings at once, whatever the web queue thinks."""
@@ -97,14 +107,14 @@ class RankingRequest:
 
 @dataclass(frozen=True)
 class RankingUpdate:
-    """One step of a ranking: a status line and the leaderboard so far; ``chart`` and ``csv`` (paths) come with
-    the final update only."""
+    """One step of a ranking: a status line and the leaderboard so far (None when a ranking stopped before its
+    first model); ``chart`` (a PNG) and ``files`` (see :data:`RESULT_FILES`) come with the final update only."""
 
     status: str
-    board: Leaderboard
+    board: Leaderboard | None
     final: bool = False
     chart: Path | None = None
-    csv: Path | None = None
+    files: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,23 +131,45 @@ class _Plan:
     metric_options: dict
 
 
-class _Cancelled(Exception):
-    """Raised inside the worker when the visitor abandoned the ranking."""
+class _Stopped(Exception):
+    """Raised inside the worker, after a model's row is sent, when the ranking is to end there."""
 
 
 def stream_ranking(request: RankingRequest, *, results_dir: Path, limits: SpaceLimits = SpaceLimits(),
-                   cache_dir: Path | None = None,
-                   progress: Callable[[float, str], None] | None = None) -> Iterator[RankingUpdate]:
+                   cache_dir: Path | None = None, progress: Callable[[float, str], None] | None = None,
+                   stop: threading.Event | None = None) -> Iterator[RankingUpdate]:
     """Rank the models of ``request`` and yield a :class:`RankingUpdate` after each model and at the end.
 
-    The request is checked first (:class:`SpaceInputError`); the upload is unpacked under ``limits`` into a
-    temporary folder deleted after the ranking. ``progress(fraction, description)`` hears of each stage and each
-    scored model; ``rank``'s own progress bars (tqdm: models, images) run in the worker thread, which starts in a
-    copy of the caller's context. The
-    final update's chart (PNG) and CSV are written into ``results_dir``. Closing the generator early asks the
-    ranking to stop after its current model. An upload is recorded in the leaderboard's provenance as its file
-    name (``dataset``) and the sha256 of its bytes (``dataset_revision``), not as the temporary folder it was
-    unpacked into.
+    Parameters
+    ----------
+    request
+        The form, checked first (:class:`SpaceInputError`); an upload is unpacked under ``limits`` into a
+        temporary folder deleted after the ranking.
+    results_dir
+        Where the final update's chart and files are written.
+    limits, cache_dir
+        The Space's limits; a feature cache (None: none).
+    progress
+        ``progress(fraction, description)`` hears of each stage and each scored model; ``rank``'s own progress bars
+        (tqdm: models, images) run in the worker thread, which starts in a copy of the caller's context.
+    stop
+        Set (by the page's Stop button) to end the ranking after the model in progress: the final update then
+        holds the models scored so far, the one in progress included, with their chart and files. Closing the
+        generator early stops the ranking the same way.
+
+    Returns
+    -------
+    Iterator[RankingUpdate]
+        One update per scored model (none once ``stop`` is set), then the final one. The worker thread has ended
+        when the final update is yielded, so the next ranking starts at once. An upload is recorded in the
+        leaderboard's provenance as its file name (``dataset``) and the sha256 of its bytes
+        (``dataset_revision``), not as the temporary folder it was unpacked into.
+
+    Examples
+    --------
+    >>> updates = list(stream_ranking(RankingRequest(upload="demo/eurosat_mini.zip"), results_dir=Path("out")))
+    >>> updates[-1].final, [path.name for path in updates[-1].files][:2]
+    (True, ['leaderboard.csv', 'leaderboard.parquet'])
     """
     report = progress or (lambda fraction, description: None)
     plan = _checked_plan(request, limits)
@@ -145,14 +177,20 @@ def stream_ranking(request: RankingRequest, *, results_dir: Path, limits: SpaceL
     if plan.upload is not None:
         upload_name, upload_digest = plan.upload.name, _file_sha256(plan.upload)
     events: queue.Queue = queue.Queue()
-    cancelled = threading.Event()
+    abandoned = threading.Event()
+    requested = stop or threading.Event()
+
+    def stopping() -> bool:
+        return requested.is_set() or abandoned.is_set()
+
     # The worker runs in a copy of this thread's context: a progress tracker that follows tqdm bars (Gradio's
     # track_tqdm) finds the request it reports to there, and so shows the feature extraction image by image.
     worker = threading.Thread(target=contextvars.copy_context().run,
-                              args=(_run, plan, limits, cache_dir, events, cancelled), daemon=True,
+                              args=(_run, plan, limits, cache_dir, events, stopping), daemon=True,
                               name="lead-hub-space-ranking")
     started = time.perf_counter()
     worker.start()
+    scored = None
     try:
         while True:
             kind, *payload = events.get()
@@ -160,18 +198,26 @@ def stream_ranking(request: RankingRequest, *, results_dir: Path, limits: SpaceL
                 report(*payload)
             elif kind == "model":
                 done, total, model_id, board = payload
-                board = _named_after_upload(board, upload_name, upload_digest)
+                scored = (done, total, _named_after_upload(board, upload_name, upload_digest))
                 report(done / total, f"scored {done} of {total} models")
-                yield RankingUpdate(f"Scored {done} of {total} models (latest: {short_name(model_id)}); the table "
-                                    "fills in as each model finishes.", board)
-            elif kind == "error":
-                raise payload[0]
+                if not requested.is_set():  # once stopping, the final update follows at once
+                    yield RankingUpdate(f"Scored {done} of {total} models (latest: {short_name(model_id)}); the "
+                                        "table fills in as each model finishes.", scored[2])
             else:
-                board = _named_after_upload(payload[0], upload_name, upload_digest)
-                yield _final_update(board, results_dir, time.perf_counter() - started)
+                # The worker sends its outcome last, after releasing the one-ranking lock: it ends now, and no
+                # thread of this ranking keeps the CPU once its result is on the page.
+                worker.join()
+                seconds = time.perf_counter() - started
+                if kind == "error":
+                    raise payload[0]
+                if kind == "done":
+                    board = _named_after_upload(payload[0], upload_name, upload_digest)
+                    yield _final_update(board, results_dir, seconds)
+                else:
+                    yield _stopped_update(scored, results_dir, seconds)
                 return
     finally:
-        cancelled.set()
+        abandoned.set()
 
 
 def offered_zoos() -> list[str]:
@@ -274,40 +320,47 @@ def _checked_hub_dataset(dataset_id: str) -> str:
 
 
 def _run(plan: _Plan, limits: SpaceLimits, cache_dir: Path | None, events: queue.Queue,
-         cancelled: threading.Event) -> None:
-    """The worker thread: unpack, rank, and report every step (or the error) on ``events``."""
+         stopping: Callable[[], bool]) -> None:
+    """The worker thread: unpack, rank, and report every step on ``events``; the outcome (``done``, ``stopped`` or
+    ``error``) comes last, once the lock is released. ``stopping()`` is asked before each stage and after each
+    model, once that model's row is sent: a stopped ranking keeps the model it was scoring."""
     if not _ONE_RANKING_AT_A_TIME.acquire(blocking=False):
         events.put(("stage", 0.0, "waiting for the previous ranking to stop"))
         _ONE_RANKING_AT_A_TIME.acquire()
+    outcome: tuple = ("stopped",)
     try:
         with tempfile.TemporaryDirectory(prefix="lead_hub_space_") as folder:
             dataset = plan.dataset
-            if plan.upload is not None:
+            if plan.upload is not None and not stopping():
                 events.put(("stage", 0.0, f"checking and unpacking {plan.upload.name}"))
                 dataset = Path(folder) / "images"
                 extract_image_archive(plan.upload, dataset, limits.archive)
+            if stopping():
+                raise _Stopped
             events.put(("stage", 0.0, "loading the sample and the first model"))
             done = 0
             total = _model_count(plan.models)
 
             def on_model_done(model_id: str, board: Leaderboard) -> None:
                 nonlocal done
-                if cancelled.is_set():
-                    raise _Cancelled
                 done += 1
                 events.put(("model", done, total, model_id, board))
+                if stopping():
+                    raise _Stopped
 
             board = rank(plan.models, dataset, split=plan.split, metrics=plan.metrics,
                          samples_per_class=plan.samples_per_class, image_size=plan.image_size, cache_dir=cache_dir,
                          metric_options=plan.metric_options, progress=True, on_model_done=on_model_done,
+                         per_class=True,
                          num_workers=0)  # a web server is multi-threaded: no forked DataLoader workers (see rank)
-        events.put(("done", board))
-    except _Cancelled:
+        outcome = ("done", board)
+    except _Stopped:
         pass
     except Exception as error:  # noqa: BLE001 - relayed to the generator, which raises it in the visitor's request
-        events.put(("error", error))
+        outcome = ("error", error)
     finally:
         _ONE_RANKING_AT_A_TIME.release()
+        events.put(outcome)
 
 
 def _model_count(models: str | list[str]) -> int:
@@ -323,24 +376,56 @@ def _named_after_upload(board: Leaderboard, name: str | None, digest: str | None
 
 
 def _final_update(board: Leaderboard, results_dir: Path, seconds: float) -> RankingUpdate:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    chart, csv = results_dir / "leaderboard.png", results_dir / "leaderboard.csv"
-    board.plot(chart)
-    board.to_csv(csv)
-    provenance = board.provenance
-    where = f"{provenance['dataset']} [{provenance['split']}], {provenance['samples']} images in " \
-            f"{provenance['num_classes']} classes"
+    chart, files = _write_results(board, results_dir)
+    where = _sample_description(board)
     if board.best_model is None:
         status = f"No model could be scored on {where}: the notes column says why."
     else:
         status = f"Ranked {len(board.table)} models on {where} in {seconds:.0f} s by " \
                  f"{board.primary_metric}; predicted best: {short_name(board.best_model)}."
     # Ties and missing scores (a saturated H-score, SFDA or PED; NLEEP at 2 samples per class) are not a ranking.
-    skipped = provenance.get("skipped_images") or []
+    skipped = board.provenance.get("skipped_images") or []
     if skipped:
         status += f" Skipped {len(skipped)} unreadable image(s): {listed(skipped, limit=3, separator='; ')}."
     status = "\n\n".join([status, *(f"Warning: {warning}" for warning in board.warnings)])
-    return RankingUpdate(status, board, final=True, chart=chart, csv=csv)
+    return RankingUpdate(status, board, final=True, chart=chart, files=files)
+
+
+def _stopped_update(scored: tuple[int, int, Leaderboard] | None, results_dir: Path, seconds: float) -> RankingUpdate:
+    """The final update of a stopped ranking: the models scored by then, with their chart and files."""
+    if scored is None:
+        return RankingUpdate("Stopped before any model was scored; press Rank models to start again.", None,
+                             final=True)
+    done, total, board = scored
+    chart, files = _write_results(board, results_dir)
+    best = "no model has a score yet" if board.best_model is None else \
+        f"best so far by {board.primary_metric}: {short_name(board.best_model)}"
+    status = (f"Stopped after {done} of {total} models on {_sample_description(board)}, in {seconds:.0f} s; "
+              f"{best}. The table, the chart and the files hold these {done}.")
+    return RankingUpdate(status, board, final=True, chart=chart, files=files)
+
+
+def _write_results(board: Leaderboard, results_dir: Path) -> tuple[Path, tuple[Path, ...]]:
+    """Write the chart and :data:`RESULT_FILES` (the per-class file only when there are per-class rows)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    table_csv, table_parquet, per_class_parquet = (results_dir / name for name in RESULT_FILES)
+    chart = results_dir / "leaderboard.png"
+    provenance = board.provenance
+    save_chart(board.table, board.primary_metric, display_names(board.table["model_id"]),
+               f"{provenance.get('dataset', '')} [{provenance.get('split', '')}]", chart, width=CHART_WIDTH_INCHES)
+    board.to_csv(table_csv)
+    board.to_parquet(table_parquet)
+    files = [table_csv, table_parquet]
+    if board.per_class is not None and not board.per_class.empty:
+        board.per_class.to_parquet(per_class_parquet, index=False)
+        files.append(per_class_parquet)
+    return chart, tuple(files)
+
+
+def _sample_description(board: Leaderboard) -> str:
+    provenance = board.provenance
+    return f"{provenance['dataset']} [{provenance['split']}], {provenance['samples']} images in " \
+           f"{provenance['num_classes']} classes"
 
 
 def _readable_size(size: int) -> str:

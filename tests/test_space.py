@@ -40,6 +40,7 @@ from hub_publish import PublishError, choose_token, publish  # noqa: E402
 from ranking_job import (  # noqa: E402
     DATASET_FROM_HUB,
     MODELS_FROM_IDS,
+    RESULT_FILES,
     RankingRequest,
     SpaceInputError,
     SpaceLimits,
@@ -47,6 +48,7 @@ from ranking_job import (  # noqa: E402
     parse_model_ids,
     stream_ranking,
 )
+from visitor_messages import ranking_failure  # noqa: E402
 
 QUICK_SAMPLES_PER_CLASS = 6
 """Samples per class of the test rankings: 60 demo images keep a ranking of the six demo models to seconds."""
@@ -114,7 +116,9 @@ def test_a_zip_reaching_outside_its_folder_is_refused_naming_the_member(tmp_path
         list(stream_ranking(quick_request(upload=str(hostile)), results_dir=tmp_path / "results"))
     assert not (tmp_path / "escaped.png").exists()
     # The page names the upload by its file name, never by where the server keeps it.
-    assert app.error_message(refused.value) == "hostile.zip: " + str(refused.value).split(": ", 1)[1]
+    shown = ranking_failure(refused.value)
+    assert shown.startswith("hostile.zip: member '../escaped.png' points outside the archive") and "/" not in \
+        shown.replace("../", "")
 
 
 def test_a_zip_holding_something_other_than_images_is_refused(tmp_path):
@@ -167,7 +171,7 @@ def test_a_hub_dataset_that_cannot_be_reached_is_named_in_the_error(tmp_path):
     request = quick_request(dataset_from=DATASET_FROM_HUB, hub_dataset="someone/no-such-dataset")
     with pytest.raises(DataSourceError, match="someone/no-such-dataset") as failed:
         list(stream_ranking(request, results_dir=tmp_path / "results"))
-    assert "someone/no-such-dataset" in app.error_message(failed.value)
+    assert "someone/no-such-dataset" in ranking_failure(failed.value)
 
 
 @pytest.mark.parametrize(("text", "refusal"), [
@@ -259,7 +263,8 @@ def demo_run(tmp_path_factory, feature_cache):
                                      progress=lambda fraction, text: stages.append((fraction, text))):
             updates.append(update)
     final = updates[-1]
-    return {"updates": updates, "stages": stages, "csv": pd.read_csv(final.csv),
+    return {"updates": updates, "stages": stages, "csv": pd.read_csv(final.files[0]),
+            "parquet": Leaderboard.load(final.files[1]), "per_class": pd.read_parquet(final.files[2]),
             "chart_header": final.chart.read_bytes()[:8], "worker_counts": worker_counts}
 
 
@@ -268,7 +273,7 @@ def test_the_demo_ranking_streams_one_update_per_model_then_the_result(demo_run)
     partial, final = updates[:-1], updates[-1]
     assert [len(update.board.table) for update in partial] == list(range(1, len(DEMO_MODEL_IDS) + 1))
     assert not any(update.final for update in partial) and final.final
-    assert all(update.chart is None and update.csv is None for update in partial)
+    assert all(update.chart is None and update.files == () for update in partial)
     assert [fraction for fraction, _ in demo_run["stages"] if fraction > 0] == \
         [done / len(DEMO_MODEL_IDS) for done in range(1, len(DEMO_MODEL_IDS) + 1)]
     assert any("unpacking eurosat_mini.zip" in text for _, text in demo_run["stages"])
@@ -292,11 +297,63 @@ def test_the_demo_ranking_ranks_every_demo_model(demo_run):
     assert status.startswith("Ranked 6 models on eurosat_mini.zip [train], 60 images in 10 classes")
 
 
-def test_the_demo_ranking_writes_the_csv_and_the_chart(demo_run):
+def test_the_demo_ranking_writes_the_csv_the_parquet_to_publish_and_the_chart(demo_run):
     board = demo_run["updates"][-1].board
+    assert [path.name for path in demo_run["updates"][-1].files] == list(RESULT_FILES)
     assert demo_run["csv"]["model_id"].tolist() == board.table["model_id"].tolist()
     assert np.allclose(demo_run["csv"]["lead"], board.table["lead"])
     assert demo_run["chart_header"] == b"\x89PNG\r\n\x1a\n"
+    # The parquet keeps the provenance `lead-hub push` publishes (the CSV cannot), the per-class rows their own.
+    published = demo_run["parquet"]
+    assert published.table["model_id"].tolist() == board.table["model_id"].tolist()
+    assert published.provenance["dataset"] == "eurosat_mini.zip" and published.provenance["metrics"] == ["lead"]
+    per_class = demo_run["per_class"]
+    assert len(per_class) == len(DEMO_MODEL_IDS) * 10 and set(per_class["model_id"]) == set(DEMO_MODEL_IDS)
+    assert per_class.groupby("model_id")["samples"].sum().eq(10 * QUICK_SAMPLES_PER_CLASS).all()
+
+
+def test_a_stopped_ranking_keeps_the_model_in_progress_writes_its_files_and_ends_its_thread(tmp_path,
+                                                                                             monkeypatch):
+    import time
+
+    import ranking_job
+
+    scored = []
+    stop = threading.Event()
+
+    def slow_rank(models, dataset, *, on_model_done, per_class, **options):
+        for index in range(50):
+            if index == 1:
+                stop.set()  # Stop is pressed while the second model is being scored
+            time.sleep(0.05)
+            scored.append(index)
+            rows = [{"model_id": f"model-{done}", "lead": -float(done), "num_params": 1} for done in range(index + 1)]
+            classes = pd.DataFrame([{"model_id": f"model-{done}", "metric": "lead", "class_name": "cats",
+                                     "samples": 6} for done in range(index + 1)]) if per_class else None
+            provenance = {"metrics": ["lead"], "dataset": "d", "split": "train", "samples": 60, "num_classes": 10}
+            on_model_done(f"model-{index}", Leaderboard.from_rows(rows, provenance, classes))
+        raise AssertionError("the stopped ranking ran to its end")
+
+    monkeypatch.setattr(ranking_job, "rank", slow_rank)
+    updates = list(stream_ranking(quick_request(), results_dir=tmp_path, stop=stop))
+    final = updates[-1]
+    assert scored == [0, 1]  # the model in progress when Stop came was finished, and no other was started
+    assert final.final and final.status.startswith("Stopped after 2 of 6 models on eurosat_mini.zip [train]")
+    assert sorted(final.board.table["model_id"]) == ["model-0", "model-1"]
+    assert [path.name for path in final.files] == list(RESULT_FILES) and final.chart.is_file()
+    assert Leaderboard.load(final.files[1]).table["model_id"].tolist() == ["model-0", "model-1"]
+    assert len(pd.read_parquet(final.files[2])) == 2
+    # The worker has ended by the time the final update is out: nothing of the stopped ranking keeps running.
+    assert not [thread for thread in threading.enumerate() if thread.name == "lead-hub-space-ranking"]
+
+
+def test_a_ranking_stopped_before_its_first_model_says_so(tmp_path):
+    stop = threading.Event()
+    stop.set()
+    updates = list(stream_ranking(quick_request(), results_dir=tmp_path, stop=stop))
+    assert [update.status for update in updates] == ["Stopped before any model was scored; press Rank models to "
+                                                     "start again."]
+    assert updates[0].board is None and updates[0].files == () and updates[0].chart is None
 
 
 def test_an_upload_is_recorded_by_name_and_content_hash(demo_run):
@@ -332,9 +389,9 @@ def test_page_text_shows_hostile_names_as_typed_and_no_server_path():
     shown = app.as_markdown("'cats/<b>x</b>[a](b)*.png' in /tmp/gradio/0a1b/upload.zip, local-dir:/srv/app/demo/m")
     assert shown == r"'cats/&lt;b&gt;x&lt;/b&gt;\[a\]\(b\)\*.png' in upload.zip, local-dir:m"
     archive_error = ArchiveError("/tmp/gradio/0a1b/upload.zip: member '<img src=x>.txt' is not an image file")
-    assert app.error_message(archive_error) == "upload.zip: member '<img src=x>.txt' is not an image file"
-    assert app.error_message(RuntimeError("cannot read /home/someone/weights")) == \
-        "the ranking failed: RuntimeError: cannot read weights"
+    assert ranking_failure(archive_error) == "upload.zip: member '<img src=x>.txt' is not an image file."
+    assert ranking_failure(RuntimeError("cannot read /home/someone/weights")).startswith(
+        "The ranking failed on the server (cannot read weights); press Rank models to try again")
 
 
 def test_the_metric_ranked_by_is_described_and_not_offered_again():
@@ -352,9 +409,67 @@ def test_a_metric_that_ties_every_model_is_flagged_in_the_final_status(tmp_path,
 
 
 def test_error_messages_keep_lead_hub_wording_and_name_unexpected_errors():
-    assert app.error_message(KeyError("unknown metric 'x'")) == "unknown metric 'x'"
-    assert app.error_message(SpaceInputError("Split: bad")) == "Split: bad"
-    assert app.error_message(RuntimeError("out of memory")) == "the ranking failed: RuntimeError: out of memory"
+    assert ranking_failure(KeyError("unknown metric 'x'")) == "Unknown metric 'x'."
+    assert ranking_failure(SpaceInputError("Split: bad")) == "Split: bad."
+    assert ranking_failure(RuntimeError("out of memory")).startswith("The ranking failed on the server (out of memory)")
+
+
+_CLASS_NAME = re.compile(r"\b(?:[A-Z][a-z0-9]+){1,}(?:Error|Exception|Limits)\b|\b[A-Z]\w+\.\w+\b")
+_ENVIRONMENT_VARIABLE = re.compile(r"\bHF_[A-Z_]+\b")
+
+
+def assert_one_plain_sentence(sentence: str) -> None:
+    """What every message of the page must be: one sentence (a capital or a name first, a full stop last, no full
+    stop inside), naming no Python class, no folder of the server, no environment variable, no command to rerun."""
+    assert sentence.endswith(".") and ". " not in sentence.replace("e.g. ", "").rstrip("."), sentence
+    assert not _CLASS_NAME.search(sentence), sentence
+    assert not _ENVIRONMENT_VARIABLE.search(sentence), sentence
+    assert "command" not in sentence and "`" not in sentence and "--" not in sentence, sentence
+    assert str(Path.cwd()) not in sentence and "/srv" not in sentence and "/tmp" not in sentence, sentence
+
+
+def test_real_lead_hub_errors_become_one_plain_sentence_a_visitor_can_act_on(tmp_path, monkeypatch):
+    """lead_hub's messages as they are raised (the command line's wording: classes, folders, environment variables,
+    "run the same command again"), each turned into the page's sentence."""
+    from lead_hub.archive import extract_image_archive
+    from lead_hub.data import load_images
+    from lead_hub.hub import HubAuthError, HubError, HubNetworkError
+    from lead_hub.network import HubUnreachableError
+    from visitor_messages import publishing_failure
+
+    monkeypatch.chdir(tmp_path)
+    too_many = write_zip(tmp_path / "six.zip", {f"a/{index}.png": png_bytes((index, 0, 0)) for index in range(6)})
+    with pytest.raises(ArchiveError) as archive_refusal:
+        extract_image_archive(too_many, tmp_path / "out", ArchiveLimits(max_files=5))
+    assert "ArchiveLimits.max_files" in str(archive_refusal.value)  # the CLI's wording, which the page rewrites
+    shown = ranking_failure(archive_refusal.value)
+    assert shown.startswith("six.zip holds 6 entries") and "sample fewer images per class" in shown, shown
+    with pytest.raises(DataSourceError) as missing_dataset:
+        load_images(str(tmp_path / "no_such_folder"), samples_per_class=2)
+    hub_dataset = DataSourceError(f"cannot open dataset 'someone/gated' (config=None, revision=None): there is no "
+                                  f"local file or folder 'someone/gated' (in {tmp_path}), and not found. Check the "
+                                  "path, or the id, config and revision, the network and HF_TOKEN for a private or "
+                                  "gated dataset")
+    unreachable = HubUnreachableError("cannot open dataset 'someone/x': the Hub timed out. Check the network (and "
+                                      "HF_ENDPOINT); with HF_HUB_OFFLINE=1 Hub datasets come from the local cache")
+    ranking_errors = [archive_refusal.value, missing_dataset.value, hub_dataset, unreachable,
+                      SpaceInputError("Samples per class: 1; choose 2 to 200"), RuntimeError("CUDA error: boom"),
+                      KeyError("unknown metric 'x'; lead-hub metrics lists them")]
+    for error in ranking_errors:
+        assert_one_plain_sentence(ranking_failure(error))
+    assert "someone/gated" in ranking_failure(hub_dataset) and "public" in ranking_failure(hub_dataset)
+    retry = HubNetworkError("publishing to alice/b: timed out; publishing the same leaderboard again is safe. Check "
+                            "your network connection (and HF_ENDPOINT), then run the same command again")
+    server = HubError("publishing to alice/b: the Hub answered HTTP 503 (busy)")
+    server.retryable = True
+    publishing_errors = [retry, server, HubAuthError("publishing to alice/b: the Hub rejected your token (HTTP 401). "
+                                                     "Set HF_TOKEN to a valid token or run `hf auth login`"),
+                         ValueError("'a b' is not a repository id: expected OWNER/NAME, e.g. my-user/my-leaderboard"),
+                         OSError("disk full at /srv/app/cache")]
+    for error in publishing_errors:
+        assert_one_plain_sentence(publishing_failure(error, "alice/b"))
+    assert "press Publish again" in publishing_failure(retry, "alice/b")
+    assert "sign in" in publishing_failure(publishing_errors[2], "alice/b")
 
 
 # ---- publishing ------------------------------------------------------------------------------------------------
@@ -496,31 +611,34 @@ def rank_arguments(upload: str, samples_per_class: int = QUICK_SAMPLES_PER_CLASS
 @pytest.fixture(scope="module")
 def launched_demo_ranking(client) -> tuple[list, tuple]:
     """The demo zip ranked through the launched app with the page's defaults: every streamed output, then the
-    result (status, table, chart, csv)."""
+    result (status, table, chart, files)."""
     job = client.submit(*rank_arguments(str(DEMO_DATASET)), api_name="/rank")
     outputs = list(job)
     return outputs, job.result()
 
 
 def test_the_launched_app_ranks_the_demo_zip_streaming_partial_tables(launched_demo_ranking):
-    outputs, (status, table, chart, csv) = launched_demo_ranking
-    assert len(outputs) >= 2 and outputs[0][0].startswith("Scored 1 of 6 models")
+    outputs, (status, table, chart, files) = launched_demo_ranking
+    assert outputs[0][0].startswith("Ranking: the table fills in") and outputs[0][2:] == (None, None)
+    assert len(outputs) >= 3 and outputs[1][0].startswith("Scored 1 of 6 models")
     assert status.startswith(r"Ranked 6 models on eurosat\_mini.zip \[train\]")  # Markdown, escaped as typed
     rows = pd.DataFrame(table["data"], columns=table["headers"])
     assert sorted(rows["model"]) == DEMO_MODEL_NAMES and rows["rank"].tolist() == ["1", "2", "3", "4", "5", "6"]
-    assert sorted(pd.read_csv(csv)["model_id"]) == DEMO_MODEL_IDS
+    assert [Path(path).name for path in files] == list(RESULT_FILES)
+    assert sorted(pd.read_csv(files[0])["model_id"]) == DEMO_MODEL_IDS
+    assert sorted(Leaderboard.load(files[1]).table["model_id"]) == DEMO_MODEL_IDS
     assert Path(chart).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_pages_metric_options_reach_the_ranking(client, launched_demo_ranking):
     """The "Metric options" field, one METRIC.KEY=VALUE per line: LEAD's whole-network NTK gives other scores than
     the default head-only NTK on the same images, and a value LEAD does not know is refused naming the field."""
-    status, _, _, csv = client.predict(
+    status, _, _, files = client.predict(
         *rank_arguments(str(DEMO_DATASET), metric_options="lead.ntk=full\nlead.ntk_samples_per_class=1"),
         api_name="/rank")
     assert status.startswith("Ranked 6 models"), status
-    whole_network = pd.read_csv(csv).set_index("model_id")["lead"].sort_index()
-    head_only = pd.read_csv(launched_demo_ranking[1][3]).set_index("model_id")["lead"].sort_index()
+    whole_network = pd.read_csv(files[0]).set_index("model_id")["lead"].sort_index()
+    head_only = pd.read_csv(launched_demo_ranking[1][3][0]).set_index("model_id")["lead"].sort_index()
     assert head_only.notna().all() and whole_network.notna().all()
     assert head_only.index.equals(whole_network.index) and not np.allclose(head_only, whole_network)
     with pytest.raises(AppError, match="Metric options: .*ntk='whole'"):
@@ -560,8 +678,8 @@ def test_the_assembled_space_repository_finds_the_package_zoos_and_demo_beside_a
 
     destination = tmp_path / "space_repo"
     written = {path.name for path in assemble(destination)}
-    assert written == {"app.py", "ranking_job.py", "hub_publish.py", "README.md", "requirements.txt", "lead_hub",
-                       "model_zoos", "demo"}
+    assert written == {"app.py", "ranking_job.py", "hub_publish.py", "visitor_messages.py", "README.md",
+                       "requirements.txt", "lead_hub", "model_zoos", "demo"}
     assert not list(destination.rglob("__pycache__"))
     probe = ("import lead_hub, lead_hub.zoo as zoo, lead_hub.ranking as ranking; "
              "print(lead_hub.__file__); print(ranking.DEMO_DATASET.is_file()); "

@@ -1,16 +1,20 @@
 """Regenerate the figures the README shows from the current code, so that none of them goes stale.
 
     python tools/refresh_docs.py                # rerun the README's demo command, rewrite its output block
-    python tools/refresh_docs.py --screenshot   # also redraw space/screenshot.png in a real browser
+    python tools/refresh_docs.py --screenshot   # also redraw the Space's screenshots in a real browser
+    python tools/refresh_docs.py --screenshots-only   # only the Space's screenshots
 
 The demo block is the stdout of :data:`DEMO_COMMAND`, run exactly as the README prints it, in a fresh temporary
 folder with its own empty feature cache (``$LEAD_HUB_CACHE``), as in a new clone, at a fixed console width of
 :data:`CONSOLE_COLUMNS`.
 ``tests/test_readme_demo.py`` reruns the same ranking and checks the block's model order and scores against it.
 
-The screenshot comes from the Space's browser test (``tests/test_space_browser.py``: headless Debian chromium
-driven by Playwright, see ``space/ci_setup.sh``), which copies its screenshot of the ranked demo over
-``space/screenshot.png`` when ``LEAD_HUB_UPDATE_SCREENSHOT=1``.
+The screenshots come from the Space's browser tests (``tests/test_space_browser.py``: headless Debian chromium
+driven by Playwright, see ``space/ci_setup.sh``): the full page after ranking the demo, copied over
+``space/screenshot.png`` when ``LEAD_HUB_UPDATE_SCREENSHOT=1``, and the viewport at 1366×900 and at 390 px wide
+after a ranking, after Stop and after a bad upload (:data:`SPACE_SCREENSHOTS`), which the tests leave in
+``LEAD_HUB_SCREENSHOT_DIR`` and which are written under ``space/screenshots/`` as 256-colour PNGs (a few tens of
+KB each instead of a few hundred).
 """
 
 from __future__ import annotations
@@ -24,12 +28,24 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 README = REPOSITORY_ROOT / "README.md"
 DEMO_COMMAND = ("lead-hub", "rank", "--zoo", "demo", "--dataset", "demo", "--image-size", "64")
 """The README's demo command, word for word."""
 CONSOLE_COLUMNS = 100
 SCREENSHOT_TEST = "test_a_visitor_uploads_the_demo_zip_ranks_and_sees_the_ranked_table_and_chart"
+SCREENSHOT_DIR = REPOSITORY_ROOT / "space" / "screenshots"
+SPACE_SCREENSHOT_TESTS = {
+    "ranked": "test_a_ranking_offers_the_chart_in_view_the_scores_and_the_files_to_publish",
+    "stopped": "test_stop_keeps_the_model_in_progress_offers_its_files_and_frees_the_machine",
+    "bad_upload": "test_a_bad_upload_is_one_plain_sentence_in_view_without_popups_or_badge",
+}
+"""The browser test that leaves each screenshot of the docs, by the state it shows."""
+SPACE_SCREENSHOTS = tuple(f"{state}_{viewport}.png" for state in SPACE_SCREENSHOT_TESTS
+                          for viewport in ("laptop", "phone"))
+MAX_SCREENSHOT_BYTES = 300_000
 BEGIN, END = "<!-- demo-output: begin -->", "<!-- demo-output: end -->"
 _ROW = re.compile(r"^\s*(\d+)\s+(\S+)\s+(.*)$")
 
@@ -99,14 +115,47 @@ def refresh_screenshot() -> None:
     print("space/screenshot.png redrawn")
 
 
+def refresh_space_screenshots() -> list[Path]:
+    """Run the browser tests of :data:`SPACE_SCREENSHOT_TESTS` at both widths and write their screenshots under
+    :data:`SCREENSHOT_DIR` (see the module docstring); return the paths written."""
+    with tempfile.TemporaryDirectory(prefix="lead_hub_space_screenshots_") as folder:
+        environment = {**os.environ, "LEAD_HUB_SCREENSHOT_DIR": folder, "LEAD_HUB_REQUIRE_BROWSER": "1"}
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_space_browser.py", "-k",
+                        " or ".join(SPACE_SCREENSHOT_TESTS.values())], cwd=REPOSITORY_ROOT, env=environment,
+                       check=True)
+        missing = [name for name in SPACE_SCREENSHOTS if not (Path(folder) / name).is_file()]
+        if missing:
+            raise RuntimeError(f"the browser tests left no {', '.join(missing)}")
+        SCREENSHOT_DIR.mkdir(exist_ok=True)
+        written = [compact_png(Path(folder) / name, SCREENSHOT_DIR / name) for name in SPACE_SCREENSHOTS]
+    for path in written:
+        print(f"{path.relative_to(REPOSITORY_ROOT)}: {path.stat().st_size:,} bytes")
+    return written
+
+
+def compact_png(source: Path, destination: Path) -> Path:
+    """``source`` written to ``destination`` as an optimised 256-colour PNG, checked under
+    :data:`MAX_SCREENSHOT_BYTES`: a page of flat colours and text loses nothing visible."""
+    with Image.open(source) as image:
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(destination, optimize=True)
+    if destination.stat().st_size > MAX_SCREENSHOT_BYTES:
+        raise RuntimeError(f"{destination} is {destination.stat().st_size:,} bytes, more than "
+                           f"{MAX_SCREENSHOT_BYTES:,}")
+    return destination
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--screenshot", action="store_true",
-                        help="also redraw space/screenshot.png with the Space's browser test")
+                        help="also redraw space/screenshot.png and space/screenshots/ with the Space's browser tests")
+    parser.add_argument("--screenshots-only", action="store_true",
+                        help="redraw the Space's screenshots only, leaving the README's demo block as it is")
     arguments = parser.parse_args()
-    refresh_demo_block()
-    if arguments.screenshot:
+    if not arguments.screenshots_only:
+        refresh_demo_block()
+    if arguments.screenshot or arguments.screenshots_only:
         refresh_screenshot()
+        refresh_space_screenshots()
 
 
 if __name__ == "__main__":
