@@ -396,7 +396,7 @@ def test_page_text_shows_hostile_names_as_typed_and_no_server_path():
 
 def test_the_metric_ranked_by_is_described_and_not_offered_again():
     assert "hscore" not in app._other_metric_choices("hscore") and "lead" in app._other_metric_choices("hscore")
-    assert app.metric_description("lead").startswith("**lead**: LEAD: cross-entropy of logits")
+    assert app.metric_description("lead").startswith("**lead**: How well the model's outputs would fit your labels")
     assert "Needs features + source logits" in app.metric_description("leep")
 
 
