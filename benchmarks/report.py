@@ -86,6 +86,37 @@ def truth_runs() -> tuple[pd.DataFrame, pd.DataFrame]:
     return read_runs(RESULTS / "ground_truth_runs.csv"), read_runs(RESULTS / "ground_truth_runs_lr1e-4.csv")
 
 
+def settled_runs(protocol: pd.DataFrame, low: pd.DataFrame, seeds=(0, 1)
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The runs of every (model, target) pair whose truth is settled, and why each other pair is left out.
+
+    A pair is settled when its protocol grid is complete, the grid's edge is settled (``lead_hub.finetune_truth``)
+    and the final runs of every seed in ``seeds`` are recorded at the truth's rate. A target whose fine-tuning is
+    still running thus joins the tables pair by pair, never with a provisional rate.
+
+    Returns
+    -------
+    (protocol, low, missing): the protocol's and the grid edge's runs of the settled pairs, for
+    :func:`~lead_hub.finetune_truth.extended_grid_truth` and :func:`~lead_hub.finetune_truth.final_runs`, and one
+    row per left-out pair (model, target, reason).
+    """
+    settled, missing = [], []
+    for (model, target), pair in protocol.groupby(["model", "target"], sort=False):
+        pair_low = low[(low["model"] == model) & (low["target"] == target)]
+        try:
+            edge = final_runs(pair, pair_low, seeds)["edge"].iloc[0]
+        except ValueError as error:  # grid incomplete, or the protocol rate's finals not all recorded
+            edge = "protocol grid incomplete" if "grid incomplete" in str(error) else str(error).split(": ", 1)[-1]
+        if edge == "extended":
+            settled.append((model, target))
+        else:
+            missing.append({"model": model, "target": target, "reason": edge})
+    keep = pd.MultiIndex.from_tuples(settled, names=["model", "target"])
+    return (protocol[protocol.set_index(["model", "target"]).index.isin(keep)],
+            low[low.set_index(["model", "target"]).index.isin(keep)],
+            pd.DataFrame(missing, columns=["model", "target", "reason"]))
+
+
 def ground_truth_table(truth: pd.DataFrame) -> pd.DataFrame:
     """One row per model, one column of test accuracy per target (blank = not fine-tuned yet)."""
     return truth.pivot_table(index="model", columns="target", values="test_acc").reset_index()
@@ -185,33 +216,37 @@ def seconds_per_model(scores: pd.DataFrame) -> pd.Series:
     return scores[scores["regime"] == "full"].groupby("variant")["seconds"].mean()
 
 
-def full_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int) -> dict[str, BootstrapTau]:
-    """The full-data bootstrap against the truth (seeds 0-1) and against the four-seed truth."""
+def full_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
+                         targets=DEVELOPMENT_TARGETS) -> dict[str, BootstrapTau]:
+    """The full-data bootstrap over ``targets`` against the truth (seeds 0-1) and against the four-seed truth."""
     full = scores[scores["regime"] == "full"]
     variants = tuple(dict.fromkeys(full["variant"]))
-    common = dict(targets=DEVELOPMENT_TARGETS, resamples=resamples, seed=BOOTSTRAP_SEED, variants=variants)
+    common = dict(targets=tuple(targets), resamples=resamples, seed=BOOTSTRAP_SEED, variants=variants)
     return {"truth": bootstrap_tau(full, finals, truth_seeds=(0, 1), **common),
             "4-seed": bootstrap_tau(full, finals, truth_seeds=(0, 1, 2, 3), **common)}
 
 
-def low_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int) -> dict[str, BootstrapTau]:
-    """One bootstrap per low-data regime and their combination (the mean low-data τw), on shared resamples."""
+def low_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
+                        targets=DEVELOPMENT_TARGETS) -> dict[str, BootstrapTau]:
+    """One bootstrap per low-data regime over ``targets`` and their combination (the mean low-data τw), on shared
+    resamples."""
     low = scores[scores["regime"].isin(LOW_DATA)]
     variants = tuple(dict.fromkeys(low["variant"]))
-    parts = {regime: bootstrap_tau(low[low["regime"] == regime], finals, targets=DEVELOPMENT_TARGETS,
+    parts = {regime: bootstrap_tau(low[low["regime"] == regime], finals, targets=tuple(targets),
                                    resamples=resamples, seed=BOOTSTRAP_SEED, variants=variants)
              for regime in LOW_DATA}
     return {**parts, "mean": combine_regimes(list(parts.values()))}
 
 
 def full_data_table(scores: pd.DataFrame, truth: pd.DataFrame, boot: dict[str, BootstrapTau]) -> pd.DataFrame:
-    """Per variant: mean τw over development targets [interval], the paired difference to the top variant
+    """Per variant: mean τw over the bootstrap's targets [interval], the paired difference to the top variant
     [interval] and whether it is one, τw per target, the mean against the four-seed truth [interval], mean Pearson r
-    and top-1 regret (development targets). Sorted by the mean."""
+    and top-1 regret (the bootstrap's targets). Sorted by the mean."""
+    targets = boot["truth"].targets
     full = scores[scores["regime"] == "full"]
     quality = rank_quality(full, truth)
     wide = quality.pivot_table(index="variant", columns="target", values="weighted_tau", sort=False)
-    on_development = quality[quality["target"].isin(DEVELOPMENT_TARGETS)].groupby("variant", sort=False)
+    on_development = quality[quality["target"].isin(targets)].groupby("variant", sort=False)
     variants = [v for v in boot["truth"].variants if v in wide.index]
     means = {v: boot["truth"].mean_interval(v, CONFIDENCE) for v in variants}
     top = max(variants, key=lambda v: -np.inf if np.isnan(means[v][0]) else means[v][0])
@@ -221,7 +256,7 @@ def full_data_table(scores: pd.DataFrame, truth: pd.DataFrame, boot: dict[str, B
         row = {"variant": variant, "mean τw [95% CI]": interval(*means[variant]), "_mean": means[variant][0],
                f"Δ to {top} [95% CI]": "" if variant == top else interval(*difference),
                "differs?": "" if variant == top else ("yes" if difference[1] > 0 or difference[2] < 0 else "no")}
-        for target in [*DEVELOPMENT_TARGETS, *[t for t in wide.columns if t not in DEVELOPMENT_TARGETS]]:
+        for target in [*targets, *[t for t in wide.columns if t not in targets]]:
             row[target] = wide.loc[variant, target] if target in wide.columns else np.nan
         row["mean τw, 4-seed truth [95% CI]"] = interval(*boot["4-seed"].mean_interval(variant, CONFIDENCE))
         row["mean Pearson r"] = on_development["pearson_r"].mean().get(variant, np.nan)
@@ -261,10 +296,13 @@ def _excludes_zero(gap: tuple[float, float, float]) -> bool:
 
 
 def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Series,
-                        incumbent: str = INCUMBENT) -> tuple[str, pd.DataFrame]:
+                        incumbent: str = INCUMBENT, candidates=None,
+                        ineligibility=ineligibility) -> tuple[str, pd.DataFrame]:
     """Apply :func:`defaults_rule` to the bootstraps of the full-data and mean low-data τw: the chosen variant (the
-    incumbent when no challenger beats it) and the table that shows every step (one row per LEAD variant)."""
-    lead = [v for v in full.variants if v.startswith("lead")]
+    incumbent when no challenger beats it) and the table that shows every step (one row per LEAD variant).
+    ``candidates``: the variants the rule weighs (default: every LEAD variant of ``full``); ``ineligibility(variant,
+    low)``: why a variant may not become the default ("" when it may; default: rule step 1)."""
+    lead = [v for v in full.variants if v.startswith("lead")] if candidates is None else list(candidates)
     if incumbent not in lead or ineligibility(incumbent, low):
         raise ValueError(f"the incumbent {incumbent!r} must be scored at full data and in low data, eligible; "
                          f"score it with benchmarks/run_benchmark.py first")
@@ -410,7 +448,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="compare: print each other variant minus the first (e.g. every variant over the default)")
     parser.add_argument("--write", type=Path, default=None, help="defaults: also write the report to this file")
     arguments = parser.parse_intermixed_args(argv)  # options may come between the command and its variants
-    protocol, low_runs = truth_runs()
+    all_protocol, all_low = truth_runs()
+    # Pairs still being fine-tuned (a target added to the benchmark) stay out of every table until settled.
+    protocol, low_runs, withheld = settled_runs(all_protocol, all_low)
     truth = extended_grid_truth(protocol, low_runs)
     finals = final_runs(protocol, low_runs, seeds=(0, 1))
     scores = read_scores(arguments.scores) if arguments.scores.is_file() else None
@@ -457,13 +497,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Intervals: {CONFIDENCE:.0%} percentile bootstrap, {arguments.resamples} resamples of the "
           f"{len(DEVELOPMENT_TARGETS)} development targets and of every pair's ground-truth seed runs (seed "
           f"{BOOTSTRAP_SEED}).\n")
+    if len(withheld):
+        counts = withheld.groupby("target").size().to_dict()
+        print(f"Left out until their fine-tuning is settled: {len(withheld)} (model, target) pairs {counts}.\n")
     print("### Ground truth (mean test top-1 of seeds 0 and 1 at the selected learning rate)\n")
     print(markdown_table(ground_truth_table(truth), float_format=".3f"))
     print("\n### Pairs the learning-rate grid's edge changes or leaves unsettled\n")
     print(markdown_table(truth_changes(protocol, low_runs), float_format=".4g"))
     print("\n### How well the ground truth reproduces itself\n")
-    print(markdown_table(reproducibility_table(final_runs(protocol, low_runs, seeds=(0, 1, 2, 3))),
-                         float_format=".3f"))
+    print(markdown_table(reproducibility_table(final_runs(*settled_runs(all_protocol, all_low, (0, 1, 2, 3))[:2],
+                                                          seeds=(0, 1, 2, 3))), float_format=".3f"))
     if scores is None:
         return
     full_boot = full_data_bootstraps(scores, finals, arguments.resamples)
