@@ -90,6 +90,16 @@ class LeadGrid:
     def variants(self) -> list[MetricVariant]:
         return [cell[-1] for cell in self.cells()]
 
+    def restricted(self, names: Iterable[str]) -> list[LeadGrid]:
+        """One-variant grids of the variants of this grid named in ``names``, under the same names (a run that scores
+        a few cells, e.g. on new targets, without the rest of the grid)."""
+        names = set(names)
+        if self.name is not None:
+            return [self] if self.name in names else []
+        return [LeadGrid({log_label: self.log_inits[log_label]},
+                         {ntk_label: (self.ntks[ntk_label][0], (rate_constant,))}, (ce_form,))
+                for log_label, ntk_label, rate_constant, ce_form, variant in self.cells() if variant.name in names]
+
 
 def _check_options(label: str, options: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = set(options) - set(allowed)

@@ -81,3 +81,15 @@ def test_single_grid_is_the_package_default():
     features = rng.standard_normal((60, 16)) + labels[:, None]
     ids = np.arange(100, 160)
     assert lead(features, labels, sample_ids=ids, **variant.options) == lead(features, labels, sample_ids=ids)
+
+
+def test_restricted_grids_score_the_named_cells_under_their_names():
+    chosen = ["lead ntk=full head_input=raw S=4 fit=out_of_fold c=1e-06",  # in the grid's order
+              "lead ntk=head head_input=raw fit=in_sample c=0.0002441 ce_form=prob"]
+    cells = GRID.restricted([*chosen, "not a cell"])
+    variants = {variant.name: variant for variant in GRID.variants()}
+    assert [cell.variants()[0].name for cell in cells] == chosen
+    assert all(len(cell.variants()) == 1 and cell.variants()[0].options == variants[cell.variants()[0].name].options
+               for cell in cells)
+    assert BENCHMARK_LEAD_GRIDS["default"].restricted(["lead"]) == [BENCHMARK_LEAD_GRIDS["default"]]
+    assert BENCHMARK_LEAD_GRIDS["default"].restricted(chosen) == []
