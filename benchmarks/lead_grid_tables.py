@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(REPOSITORY / "benchmarks"))
 
 import report  # noqa: E402
-from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
+from benchmark import DEVELOPMENT_TARGETS  # noqa: E402
 from lead_hub.evaluation import rank_quality  # noqa: E402
 from lead_hub.finetune_truth import extended_grid_truth, final_runs  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402

@@ -34,8 +34,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
-from lead_hub.benchmark import IMAGE_SIZE, benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
-from lead_hub.benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS  # noqa: E402
+from benchmark import IMAGE_SIZE, benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
+from benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS  # noqa: E402
 from lead_hub.features import extract_many  # noqa: E402
 from lead_hub.metrics._lead_ntk import ntk_head, per_sample_gradient_sq_norms  # noqa: E402
 from lead_hub.metrics.lead import LeadOptions  # noqa: E402

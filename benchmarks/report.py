@@ -31,7 +31,7 @@ import pandas as pd
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
+from benchmark import DEVELOPMENT_TARGETS  # noqa: E402
 from lead_hub.evaluation import (BootstrapTau, bootstrap_tau, combine_regimes, kendall_tau, rank_quality,  # noqa: E402
                                  weighted_tau)
 from lead_hub.finetune import read_runs  # noqa: E402

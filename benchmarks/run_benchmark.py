@@ -20,7 +20,7 @@ variant) pairs already there); the τw tables are rebuilt from all scores and ``
 Features and whole-network NTK norms are cached under ``.lead_hub_cache/benchmark``; what each model's norms
 cost is appended to ``benchmarks/results/ntk_full_norms.csv``. Every metric gets the images' sample ids (their
 rows in the source split) where it accepts them (LEAD keys its per-sample choices by them). LEAD's variants are
-the grids of ``lead_hub.benchmark_lead.BENCHMARK_LEAD_GRIDS``, each scored from parts computed once; ``--variants``
+the grids of ``benchmark_lead.BENCHMARK_LEAD_GRIDS``, each scored from parts computed once; ``--variants``
 names metrics and single variants of those grids alike. Targets whose ground truth is not complete yet (the six
 added development targets while they are fine-tuned) are scored and left out of the tables until it is.
 """
@@ -39,11 +39,11 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
-from lead_hub.benchmark import (ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, SANITY_TARGETS,  # noqa: E402
-                                MetricVariant, benchmark_features, benchmark_images, regimes, score_target,
-                                zoo_model_ids)
-from lead_hub.benchmark_lead import (BENCHMARK_LEAD_GRIDS, full_regime, grid_variant_names,  # noqa: E402
-                                     score_lead_target)
+from benchmark import (ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, SANITY_TARGETS,  # noqa: E402
+                       MetricVariant, benchmark_features, benchmark_images, regimes, score_target,
+                       zoo_model_ids)
+from benchmark_lead import (BENCHMARK_LEAD_GRIDS, full_regime, grid_variant_names,  # noqa: E402
+                            score_lead_target)
 from lead_hub.ntk import sample_ids  # noqa: E402
 from lead_hub.evaluation import rank_quality, summarise_quality  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
@@ -51,7 +51,7 @@ from lead_hub.leaderboard import markdown_table  # noqa: E402
 SHARED = REPOSITORY.parent / "shared" / "data"
 RESULTS = REPOSITORY / "benchmarks" / "results"
 
-# LEAD's variants are grids scored from shared parts (lead_hub.benchmark_lead): log_init fit × NTK (head-only or
+# LEAD's variants are grids scored from shared parts (benchmark_lead.py): log_init fit × NTK (head-only or
 # whole-network, standardised or raw head inputs) × rate constants × ce_form, plus the default and the paper's SVM.
 # Out-of-fold SVM log_init (classifier="ovr_svm"/"cs_svm" with the default fit) costs five SVM fits per model
 # (LinearSVC took 38 s per model in sample at N=1000 on a busy machine): run it with --with-svm-folds.

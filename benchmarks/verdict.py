@@ -22,7 +22,7 @@ import pandas as pd
 
 import report
 from ground_truth import ZOO
-from lead_hub.benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS
+from benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS
 from lead_hub.evaluation import BootstrapTau, rank_quality
 from lead_hub.finetune import read_runs
 from lead_hub.finetune_truth import extended_grid_truth, final_runs
