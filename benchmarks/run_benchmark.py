@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPOSITORY))
 from lead_hub import metrics  # noqa: E402
 from benchmark import (ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, SANITY_TARGETS,  # noqa: E402
                        MetricVariant, benchmark_features, benchmark_images, regimes, score_target,
-                       zoo_model_ids)
+                       targets_with_truth, zoo_model_ids)
 from benchmark_lead import (BENCHMARK_LEAD_GRIDS, full_regime, grid_variant_names,  # noqa: E402
                             score_lead_target)
 from lead_hub.ntk import sample_ids  # noqa: E402
@@ -77,15 +77,6 @@ def fast_models(models: list[str], ground_truth: Path, count: int = 3) -> list[s
         sys.exit(f"--fast needs eurosat ground truth for at least two zoo models in {ground_truth}")
     size = {m: sum(f.stat().st_size for f in Path(m.split(":", 1)[1]).iterdir()) for m in with_truth}
     return sorted(with_truth, key=size.get)[:count]
-
-
-def targets_with_truth(scores: pd.DataFrame, truth: pd.DataFrame) -> list[str]:
-    """The targets of ``scores`` on which every scored model has a ground truth (a target still being fine-tuned,
-    e.g. one added to the benchmark, is scored but judged only once its truth is complete)."""
-    known = set(zip(truth["target"], truth["model"]))
-    pairs = scores[["target", "model"]].drop_duplicates()
-    covered = pairs.assign(known=[pair in known for pair in zip(pairs["target"], pairs["model"])])
-    return [target for target, has in covered.groupby("target", sort=False)["known"].all().items() if has]
 
 
 def fast_regimes(labels):
