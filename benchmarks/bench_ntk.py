@@ -1,6 +1,6 @@
 """Cost and exactness of LEAD's whole-network NTK (per-sample squared gradient norms of F = h∘f), on zoo models.
 
-Two parts, both at 64 px on the benchmark's EuroSAT images (:func:`lead_hub.benchmark.benchmark_images`):
+Two parts, both at 64 px on the benchmark's EuroSAT images (:func:`benchmark.benchmark_images`):
 
 * ``methods``: candidate ways of computing per-sample gradient norms on ``--method-images`` images, checked
   against a plain autograd loop (one backward per sample over every parameter of backbone + head): lead_hub's
@@ -49,7 +49,7 @@ from unittest import mock
 import numpy as np
 import torch
 
-from lead_hub.benchmark import benchmark_images, zoo_model_ids
+from benchmark import benchmark_images, zoo_model_ids
 from lead_hub.features import extract_features
 from lead_hub.metrics._lead_ntk import ntk_head, ntk_rows
 from lead_hub.models import load_backbone

@@ -37,9 +37,9 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lead_hub.benchmark import regimes  # noqa: E402
-from lead_hub.benchmark_lead import (BENCHMARK_LEAD_GRIDS, FULL_NTK_SAMPLES_PER_CLASS, LOG_INITS, LeadGrid,  # noqa: E402
-                                     score_lead_target)
+from benchmark import regimes  # noqa: E402
+from benchmark_lead import (BENCHMARK_LEAD_GRIDS, FULL_NTK_SAMPLES_PER_CLASS, LOG_INITS, LeadGrid,  # noqa: E402
+                            score_lead_target)
 
 RESULTS = REPOSITORY / "benchmarks" / "results"
 SHARED = Path(os.environ.get("LEAD_HUB_SHARED_DATA", REPOSITORY.parent / "shared" / "data"))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from lead_hub.benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, SANITY_TARGETS
+from benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, SANITY_TARGETS
 from lead_hub.data import load_parquet_split
 from lead_hub.finetune import decode_images, read_runs, run_ground_truth, summarise_runs, FinetuneProtocol
 from lead_hub.finetune_truth import extended_grid_truth

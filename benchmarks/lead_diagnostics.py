@@ -23,7 +23,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
-from lead_hub.benchmark import DEVELOPMENT_TARGETS, benchmark_features, zoo_model_ids  # noqa: E402
+from benchmark import DEVELOPMENT_TARGETS, benchmark_features, zoo_model_ids  # noqa: E402
 from lead_hub.evaluation import weighted_tau  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
 from per_target_script import RESULTS, SHARED, require_shared_data, target_script_parser  # noqa: E402

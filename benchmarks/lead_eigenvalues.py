@@ -1,7 +1,7 @@
 """How LEAD's per-class NTK eigenvalues λ̄_k spread across models and classes: head-only NTK against the whole network.
 
 For every zoo model on every target (the benchmark's 1,000 images at 64 px, full data, the images' sample ids)
-this records λ̄_k of each NTK entry of the benchmark's LEAD grids (``lead_hub.benchmark_lead``): the head-only
+this records λ̄_k of each NTK entry of the benchmark's LEAD grids (``benchmarks/benchmark_lead.py``): the head-only
 NTK on standardised and raw head inputs (64 rows per class) and the whole-network NTK on both (the benchmark's
 rows per class; the norms come from the benchmark's cache, computed when missing). Then, per NTK and target:
 the ratio of the largest to the smallest model's mean λ̄ (across models), the median over models of the ratio of
@@ -24,8 +24,8 @@ from threadpoolctl import threadpool_limits
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from lead_hub.benchmark import DEVELOPMENT_TARGETS, zoo_model_ids  # noqa: E402
-from lead_hub.benchmark_lead import BENCHMARK_LEAD_GRIDS, LeadGrid, score_lead_target  # noqa: E402
+from benchmark import DEVELOPMENT_TARGETS, zoo_model_ids  # noqa: E402
+from benchmark_lead import BENCHMARK_LEAD_GRIDS, LeadGrid, score_lead_target  # noqa: E402
 from lead_hub.evaluation import weighted_tau  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
 from per_target_script import RESULTS, SHARED, require_shared_data, target_script_parser  # noqa: E402

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(REPOSITORY / "benchmarks"))
 
 import report  # noqa: E402
-from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
+from benchmark import DEVELOPMENT_TARGETS  # noqa: E402
 from lead_hub.evaluation import rank_quality  # noqa: E402
 from lead_hub.finetune_truth import extended_grid_truth, final_runs  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--partial", type=Path, default=report.RESULTS / "metric_scores_partial.csv",
                         help="grid rows scored on some development targets only (table 5; skipped when absent)")
     arguments = parser.parse_args()
-    protocol, low_runs = report.truth_runs()
+    protocol, low_runs, _ = report.settled_runs(*report.truth_runs())  # pairs still being fine-tuned: left out
     finals = final_runs(protocol, low_runs, seeds=(0, 1))
     scores = report.read_scores(arguments.scores)
     scores = scores[scores["family"] != "baseline"]

@@ -36,8 +36,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
-from lead_hub.benchmark import IMAGE_SIZE, benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
-from lead_hub.benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS, HEAD_ONLY_PREVIOUS_DEFAULTS  # noqa: E402
+from benchmark import IMAGE_SIZE, benchmark_features, benchmark_images, zoo_model_ids  # noqa: E402
+from benchmark_lead import FULL_NTK_SAMPLES_PER_CLASS, PRE_ROUND_DEFAULT  # noqa: E402
 from lead_hub.features import extract_many  # noqa: E402
 from lead_hub.metrics._lead_ntk import ntk_head, per_sample_gradient_sq_norms  # noqa: E402
 from lead_hub.metrics.lead import LeadOptions  # noqa: E402
@@ -47,9 +47,9 @@ SHARED = REPOSITORY.parent / "shared" / "data"
 #: Head-only variants (``lead`` on a feature matrix: the head's NTK in closed form), each option written out so a
 #: row keeps its meaning when the package's defaults change.
 VARIANTS = {"default (head NTK on arrays, in_sample)": {"ntk": "head"},
-            "previous default (head, out_of_fold)": HEAD_ONLY_PREVIOUS_DEFAULTS,
-            "leave_one_out": {**HEAD_ONLY_PREVIOUS_DEFAULTS, "fit": "leave_one_out"},
-            "ntk_samples_per_class=16": {**HEAD_ONLY_PREVIOUS_DEFAULTS, "ntk_samples_per_class": 16}}
+            "previous default (head, out_of_fold)": PRE_ROUND_DEFAULT,
+            "leave_one_out": {**PRE_ROUND_DEFAULT, "fit": "leave_one_out"},
+            "ntk_samples_per_class=16": {**PRE_ROUND_DEFAULT, "ntk_samples_per_class": 16}}
 FULL_NTK = {"ntk": "full", "head_input": "standardized", "ntk_samples_per_class": FULL_NTK_SAMPLES_PER_CLASS}
 #: the whole-network rows with the best mean τw of their log_init fit in the benchmark (the first: the default)
 FULL_VARIANTS = {"ntk=full in_sample prob c=1e-8": {**FULL_NTK, "fit": "in_sample", "ce_form": "prob",

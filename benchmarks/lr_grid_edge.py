@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ground_truth  # noqa: E402
 
-from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
+from benchmark import DEVELOPMENT_TARGETS  # noqa: E402
 from lead_hub.finetune import read_runs  # noqa: E402
 from lead_hub.finetune_truth import edge_steps  # noqa: E402
 

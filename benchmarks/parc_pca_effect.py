@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from lead_hub.benchmark import DEVELOPMENT_TARGETS, benchmark_features, zoo_model_ids  # noqa: E402
+from benchmark import DEVELOPMENT_TARGETS, benchmark_features, zoo_model_ids  # noqa: E402
 from lead_hub.evaluation import kendall_tau, weighted_tau  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
 from lead_hub.metrics import get  # noqa: E402

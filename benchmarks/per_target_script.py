@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lead_hub.benchmark import DEVELOPMENT_TARGETS, SANITY_TARGETS
+from benchmark import DEVELOPMENT_TARGETS, SANITY_TARGETS
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED = REPOSITORY.parent / "shared" / "data"

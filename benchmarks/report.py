@@ -1,8 +1,11 @@
 """Print the benchmark tables of benchmarks/README.md (markdown) from the committed results in benchmarks/results/.
 
     python benchmarks/report.py                                  # every table, intervals beside every mean τw
+    python benchmarks/report.py --write-dir benchmarks/results   # ... each to its file (linked from the README)
     python benchmarks/report.py defaults --write results/report_defaults_choice.md   # apply the defaults rule
     python benchmarks/report.py power [A B]                      # targets and seeds needed to separate 0.05
+    python benchmarks/report.py power --write benchmarks/results/power.md   # ... half-widths at 5, 10, 11, ... targets
+    python benchmarks/report.py cost --write benchmarks/results/cost.md     # seconds and memory of one score
     python benchmarks/report.py compare lead hscore pactran      # paired differences of the first to the others
     python benchmarks/report.py compare --reverse lead hscore    # the others minus the first
     python benchmarks/report.py edge                             # how the grid's edge moves the truth and τw
@@ -31,7 +34,7 @@ import pandas as pd
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from lead_hub.benchmark import DEVELOPMENT_TARGETS  # noqa: E402
+from benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, targets_with_truth  # noqa: E402
 from lead_hub.evaluation import (BootstrapTau, bootstrap_tau, combine_regimes, kendall_tau, rank_quality,  # noqa: E402
                                  weighted_tau)
 from lead_hub.finetune import read_runs  # noqa: E402
@@ -84,6 +87,37 @@ def interval(point: float, low: float, high: float) -> str:
 def truth_runs() -> tuple[pd.DataFrame, pd.DataFrame]:
     """The protocol's runs and the low-rate runs of the grid's edge (``lr_grid_edge.py``)."""
     return read_runs(RESULTS / "ground_truth_runs.csv"), read_runs(RESULTS / "ground_truth_runs_lr1e-4.csv")
+
+
+def settled_runs(protocol: pd.DataFrame, low: pd.DataFrame, seeds=(0, 1)
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The runs of every (model, target) pair whose truth is settled, and why each other pair is left out.
+
+    A pair is settled when its protocol grid is complete, the grid's edge is settled (``lead_hub.finetune_truth``)
+    and the final runs of every seed in ``seeds`` are recorded at the truth's rate. A target whose fine-tuning is
+    still running thus joins the tables pair by pair, never with a provisional rate.
+
+    Returns
+    -------
+    (protocol, low, missing): the protocol's and the grid edge's runs of the settled pairs, for
+    :func:`~lead_hub.finetune_truth.extended_grid_truth` and :func:`~lead_hub.finetune_truth.final_runs`, and one
+    row per left-out pair (model, target, reason).
+    """
+    settled, missing = [], []
+    for (model, target), pair in protocol.groupby(["model", "target"], sort=False):
+        pair_low = low[(low["model"] == model) & (low["target"] == target)]
+        try:
+            edge = final_runs(pair, pair_low, seeds)["edge"].iloc[0]
+        except ValueError as error:  # grid incomplete, or the protocol rate's finals not all recorded
+            edge = "protocol grid incomplete" if "grid incomplete" in str(error) else str(error).split(": ", 1)[-1]
+        if edge == "extended":
+            settled.append((model, target))
+        else:
+            missing.append({"model": model, "target": target, "reason": edge})
+    keep = pd.MultiIndex.from_tuples(settled, names=["model", "target"])
+    return (protocol[protocol.set_index(["model", "target"]).index.isin(keep)],
+            low[low.set_index(["model", "target"]).index.isin(keep)],
+            pd.DataFrame(missing, columns=["model", "target", "reason"]))
 
 
 def ground_truth_table(truth: pd.DataFrame) -> pd.DataFrame:
@@ -185,33 +219,37 @@ def seconds_per_model(scores: pd.DataFrame) -> pd.Series:
     return scores[scores["regime"] == "full"].groupby("variant")["seconds"].mean()
 
 
-def full_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int) -> dict[str, BootstrapTau]:
-    """The full-data bootstrap against the truth (seeds 0-1) and against the four-seed truth."""
+def full_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
+                         targets=DEVELOPMENT_TARGETS) -> dict[str, BootstrapTau]:
+    """The full-data bootstrap over ``targets`` against the truth (seeds 0-1) and against the four-seed truth."""
     full = scores[scores["regime"] == "full"]
     variants = tuple(dict.fromkeys(full["variant"]))
-    common = dict(targets=DEVELOPMENT_TARGETS, resamples=resamples, seed=BOOTSTRAP_SEED, variants=variants)
+    common = dict(targets=tuple(targets), resamples=resamples, seed=BOOTSTRAP_SEED, variants=variants)
     return {"truth": bootstrap_tau(full, finals, truth_seeds=(0, 1), **common),
             "4-seed": bootstrap_tau(full, finals, truth_seeds=(0, 1, 2, 3), **common)}
 
 
-def low_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int) -> dict[str, BootstrapTau]:
-    """One bootstrap per low-data regime and their combination (the mean low-data τw), on shared resamples."""
+def low_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
+                        targets=DEVELOPMENT_TARGETS) -> dict[str, BootstrapTau]:
+    """One bootstrap per low-data regime over ``targets`` and their combination (the mean low-data τw), on shared
+    resamples."""
     low = scores[scores["regime"].isin(LOW_DATA)]
     variants = tuple(dict.fromkeys(low["variant"]))
-    parts = {regime: bootstrap_tau(low[low["regime"] == regime], finals, targets=DEVELOPMENT_TARGETS,
+    parts = {regime: bootstrap_tau(low[low["regime"] == regime], finals, targets=tuple(targets),
                                    resamples=resamples, seed=BOOTSTRAP_SEED, variants=variants)
              for regime in LOW_DATA}
     return {**parts, "mean": combine_regimes(list(parts.values()))}
 
 
 def full_data_table(scores: pd.DataFrame, truth: pd.DataFrame, boot: dict[str, BootstrapTau]) -> pd.DataFrame:
-    """Per variant: mean τw over development targets [interval], the paired difference to the top variant
+    """Per variant: mean τw over the bootstrap's targets [interval], the paired difference to the top variant
     [interval] and whether it is one, τw per target, the mean against the four-seed truth [interval], mean Pearson r
-    and top-1 regret (development targets). Sorted by the mean."""
+    and top-1 regret (the bootstrap's targets). Sorted by the mean."""
+    targets = boot["truth"].targets
     full = scores[scores["regime"] == "full"]
     quality = rank_quality(full, truth)
     wide = quality.pivot_table(index="variant", columns="target", values="weighted_tau", sort=False)
-    on_development = quality[quality["target"].isin(DEVELOPMENT_TARGETS)].groupby("variant", sort=False)
+    on_development = quality[quality["target"].isin(targets)].groupby("variant", sort=False)
     variants = [v for v in boot["truth"].variants if v in wide.index]
     means = {v: boot["truth"].mean_interval(v, CONFIDENCE) for v in variants}
     top = max(variants, key=lambda v: -np.inf if np.isnan(means[v][0]) else means[v][0])
@@ -221,7 +259,7 @@ def full_data_table(scores: pd.DataFrame, truth: pd.DataFrame, boot: dict[str, B
         row = {"variant": variant, "mean τw [95% CI]": interval(*means[variant]), "_mean": means[variant][0],
                f"Δ to {top} [95% CI]": "" if variant == top else interval(*difference),
                "differs?": "" if variant == top else ("yes" if difference[1] > 0 or difference[2] < 0 else "no")}
-        for target in [*DEVELOPMENT_TARGETS, *[t for t in wide.columns if t not in DEVELOPMENT_TARGETS]]:
+        for target in [*targets, *[t for t in wide.columns if t not in targets]]:
             row[target] = wide.loc[variant, target] if target in wide.columns else np.nan
         row["mean τw, 4-seed truth [95% CI]"] = interval(*boot["4-seed"].mean_interval(variant, CONFIDENCE))
         row["mean Pearson r"] = on_development["pearson_r"].mean().get(variant, np.nan)
@@ -261,10 +299,13 @@ def _excludes_zero(gap: tuple[float, float, float]) -> bool:
 
 
 def apply_defaults_rule(full: BootstrapTau, low: BootstrapTau, seconds: pd.Series,
-                        incumbent: str = INCUMBENT) -> tuple[str, pd.DataFrame]:
+                        incumbent: str = INCUMBENT, candidates=None,
+                        ineligibility=ineligibility) -> tuple[str, pd.DataFrame]:
     """Apply :func:`defaults_rule` to the bootstraps of the full-data and mean low-data τw: the chosen variant (the
-    incumbent when no challenger beats it) and the table that shows every step (one row per LEAD variant)."""
-    lead = [v for v in full.variants if v.startswith("lead")]
+    incumbent when no challenger beats it) and the table that shows every step (one row per LEAD variant).
+    ``candidates``: the variants the rule weighs (default: every LEAD variant of ``full``); ``ineligibility(variant,
+    low)``: why a variant may not become the default ("" when it may; default: rule step 1)."""
+    lead = [v for v in full.variants if v.startswith("lead")] if candidates is None else list(candidates)
     if incumbent not in lead or ineligibility(incumbent, low):
         raise ValueError(f"the incumbent {incumbent!r} must be scored at full data and in low data, eligible; "
                          f"score it with benchmarks/run_benchmark.py first")
@@ -358,12 +399,16 @@ def compare_table(full: BootstrapTau, low: BootstrapTau, variant: str, others, r
 
 # --- power ----------------------------------------------------------------------------------------------------------
 
+#: Benchmark sizes the power estimate gives the interval half-width at: 11 is the development set with the six
+#: added targets.
+TARGET_COUNTS = (5, 10, 11, 20, 40, 80)
+
 # LEAD's default and its ce_form="prob" twin: a pair whose difference is consistent across targets
 POWER_PAIR = ("lead", "lead ntk=head head_input=standardized fit=out_of_fold c=6.104e-05 ce_form=prob")
 
 def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
-                target_counts=(5, 10, 20, 40, 80), seed_counts=(2, 4, 8),
-                pair=POWER_PAIR) -> tuple[pd.DataFrame, pd.DataFrame]:
+                target_counts=TARGET_COUNTS, seed_counts=(2, 4, 8),
+                pair=POWER_PAIR, targets=DEVELOPMENT_TARGETS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How the paired 95% interval of a full-data mean-τw difference shrinks with more targets and seeds.
 
     Model: the per-target difference of two variants varies across targets (between-target variance) and with
@@ -382,7 +427,7 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
     pairs = [(a, b) for i, a in enumerate(variants) for b in variants[i + 1:]]
     rows, needs = [], []
     for seeds in seed_counts:
-        boot = bootstrap_tau(full, finals, targets=DEVELOPMENT_TARGETS, resamples=resamples, seed=BOOTSTRAP_SEED,
+        boot = bootstrap_tau(full, finals, targets=tuple(targets), resamples=resamples, seed=BOOTSTRAP_SEED,
                              seeds_per_truth=seeds, variants=variants)
         variance = {p: sum(boot.difference_variances(*p)) for p in pairs}
         median = float(np.nanmedian(list(variance.values())))
@@ -397,25 +442,126 @@ def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
     return pd.DataFrame(rows), pd.DataFrame(needs)
 
 
+# --- the generated tables -------------------------------------------------------------------------------------------
+
+#: LEAD in the main table: the head-only default the scores were made with, and the whole-network cell fixed
+#: before the held-out check (benchmarks/preregistration.md, variants a and c).
+MAIN_TABLE_LEAD = ("lead", "lead ntk=full head_input=standardized S=64 fit=in_sample c=1e-08 ce_form=prob")
+
+
+def main_table(scores: pd.DataFrame, full: BootstrapTau, low: BootstrapTau) -> pd.DataFrame:
+    """Every peer metric and ``MAIN_TABLE_LEAD``: mean τw at full data and in low data [95% CI] and mean seconds per
+    model at full data (whole-network LEAD: without its gradient norms), sorted by the full-data mean."""
+    peers = scores.loc[scores["family"] == "peer", "variant"].unique().tolist()
+    seconds = seconds_per_model(scores)
+    rows = []
+    for variant in [*peers, *(name for name in MAIN_TABLE_LEAD if name in full.variants)]:
+        mean = full.mean_interval(variant, CONFIDENCE)
+        rows.append({"metric": variant, "mean τw, full data [95% CI]": interval(*mean), "_mean": mean[0],
+                     "mean τw, low data [95% CI]": interval(*low.mean_interval(variant, CONFIDENCE))
+                     if variant in low.variants else "",
+                     "seconds per model": seconds.get(variant, np.nan)})
+    return pd.DataFrame(rows).sort_values("_mean", ascending=False, ignore_index=True).drop(columns="_mean")
+
+
+def cost_table() -> pd.DataFrame:
+    """Per metric, seconds and peak memory of one score on the two synthetic problems of ``bench_metrics.py``
+    (``results/metric_speed.csv``: one process per metric, one thread)."""
+    speed = pd.read_csv(RESULTS / "metric_speed.csv")
+    speed = speed[speed["status"] == "ok"]
+    speed["problem"] = [f"N={n:,} D={d} K={k}" for n, d, k in zip(speed["samples"], speed["features"],
+                                                                   speed["classes"])]
+    table = speed.pivot_table(index="metric", columns="problem", values=["seconds", "peak_rss_gb"], sort=False)
+    table.columns = [f"{'seconds' if value == 'seconds' else 'peak GB'}, {problem}" for value, problem in table.columns]
+    order = sorted(table.columns, key=lambda column: (column.split(", ")[1], not column.startswith("seconds")))
+    return table[order].reset_index()
+
+
+def ntk_cost_line() -> str:
+    """The whole-network NTK's cost per image from ``results/ntk_cost.csv`` (``bench_ntk.py``), one sentence."""
+    cost = pd.read_csv(RESULTS / "ntk_cost.csv")
+    return (f"Whole-network NTK (`ntk=full`), on top of the extraction: {cost['ntk_cpu_ms_per_image'].min():.0f}-"
+            f"{cost['ntk_cpu_ms_per_image'].max():.0f} ms of CPU per NTK image at 64 px, "
+            f"{cost['ntk_over_extract'].min():.1f}-{cost['ntk_over_extract'].max():.1f} times the extraction of "
+            f"the same images ({cost['model'].nunique()} models, one thread, `results/ntk_cost.csv`).")
+
+
+def cost_section() -> str:
+    """The cost of one score per metric on large problems, and the whole-network NTK's cost per image."""
+    return "\n\n".join(["### What one score costs (`benchmarks/bench_metrics.py`, one thread per process)",
+                        markdown_table(cost_table(), float_format=".2f"), ntk_cost_line()])
+
+
+def table_sections(scores, protocol, low_runs, withheld, finals, truth, resamples, reproducibility) -> dict[str, str]:
+    """The report's tables as markdown sections, by the name of the file ``--write-dir`` writes each to."""
+    note = (f"Intervals: {CONFIDENCE:.0%} percentile bootstrap, {resamples} resamples of the "
+            f"{len(DEVELOPMENT_TARGETS)} development targets ({', '.join(DEVELOPMENT_TARGETS)}) and of every pair's "
+            f"ground-truth seed runs (seed {BOOTSTRAP_SEED}).")
+    if len(withheld):
+        note += (f" Left out until their fine-tuning is settled: {len(withheld)} (model, target) pairs "
+                 f"{withheld.groupby('target').size().to_dict()}.")
+    sections = {"ground_truth": "\n\n".join([
+        "### Ground truth (mean test top-1 of seeds 0 and 1 at the selected learning rate)",
+        markdown_table(ground_truth_table(truth), float_format=".3f"),
+        "### Pairs the learning-rate grid's edge changes or leaves unsettled",
+        markdown_table(truth_changes(protocol, low_runs), float_format=".4g"),
+        "### How well the ground truth reproduces itself",
+        markdown_table(reproducibility_table(reproducibility), float_format=".3f")])}
+    if scores is None:
+        return sections
+    full_boot = full_data_bootstraps(scores, finals, resamples)
+    low_boot = low_data_bootstraps(scores, finals, resamples)
+    models = scores[scores["regime"] == "full"].groupby("target")["model"].nunique().to_dict()
+    _, defaults = apply_defaults_rule(full_boot["truth"], low_boot["mean"], seconds_per_model(scores))
+    sections.update({
+        "main_table": "\n\n".join([
+            "### Every metric and LEAD at full data and in low data", note,
+            markdown_table(main_table(scores, full_boot["truth"], low_boot["mean"]), float_format=".2f")]),
+        "tau_full": "\n\n".join([f"### τw at full data (models per target: {models})", note,
+                                  markdown_table(full_data_table(scores, truth, full_boot), float_format=".3f")]),
+        "tau_low_data": "\n\n".join(["### τw in the low-data regimes (development targets)", note,
+                                      markdown_table(low_data_table(low_boot), float_format=".3f")]),
+        "lead_variants": "\n\n".join(["### LEAD's variants by the rule for defaults", note,
+                                       markdown_table(defaults, float_format=".3f")])})
+    return sections
+
+
 # --- command line ---------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", default="tables", choices=("tables", "defaults", "power", "compare", "edge"))
+    parser.add_argument("command", nargs="?", default="tables", choices=("tables", "defaults", "power", "compare", "edge", "cost"))
     parser.add_argument("variants", nargs="*", help="compare: a variant, then the variants to compare it with; "
                         "power: the pair to show beside the median (default: LEAD's default and its ce_form=prob twin)")
     parser.add_argument("--scores", type=Path, default=RESULTS / "metric_scores.csv")
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
     parser.add_argument("--reverse", action="store_true",
                         help="compare: print each other variant minus the first (e.g. every variant over the default)")
-    parser.add_argument("--write", type=Path, default=None, help="defaults: also write the report to this file")
+    parser.add_argument("--write", type=Path, default=None,
+                        help="defaults, power, cost: also write the report to this file")
+    parser.add_argument("--target-counts", type=int, nargs="+", default=list(TARGET_COUNTS),
+                        help="power: the benchmark sizes (targets) to give the expected half-width at")
+    parser.add_argument("--write-dir", type=Path, default=None,
+                        help="tables: write each table to a markdown file there (main_table.md, tau_full.md, "
+                             "tau_low_data.md, lead_variants.md, ground_truth.md) instead of printing them")
     arguments = parser.parse_intermixed_args(argv)  # options may come between the command and its variants
-    protocol, low_runs = truth_runs()
+    all_protocol, all_low = truth_runs()
+    # Pairs still being fine-tuned (a target added to the benchmark) stay out of every table until settled.
+    protocol, low_runs, withheld = settled_runs(all_protocol, all_low)
     truth = extended_grid_truth(protocol, low_runs)
     finals = final_runs(protocol, low_runs, seeds=(0, 1))
     scores = read_scores(arguments.scores) if arguments.scores.is_file() else None
+    if scores is not None:  # a target is judged once every scored model has its settled truth
+        scores = scores[scores["target"].isin(targets_with_truth(scores, truth))]
     if arguments.command != "tables" and scores is None:
         raise SystemExit(f"no scores at {arguments.scores}: run benchmarks/run_benchmark.py first")
+    if arguments.command == "cost":
+        text = cost_section()
+        print(text)
+        if arguments.write:
+            arguments.write.write_text(f"<!-- written by `python benchmarks/report.py cost --write "
+                                       f"benchmarks/results/cost.md` -->\n\n{text}\n")
+        return
     if arguments.command == "defaults":
         complete = int(truth[truth["target"].isin(DEVELOPMENT_TARGETS)].groupby("target").size().ge(
             scores[scores["regime"] == "full"].groupby("target")["model"].nunique().max()).sum())
@@ -445,37 +591,36 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "power":
         if arguments.variants and len(arguments.variants) != 2:
             raise SystemExit("power takes no variant or exactly two (the pair to show beside the median)")
-        widths, needs = power_table(scores, finals, arguments.resamples,
-                                    pair=tuple(arguments.variants) or POWER_PAIR)
+        scored = scores[scores["regime"] == "full"].groupby("target")["model"].nunique()
+        judged = truth.groupby("target").size()
+        targets = [t for t in (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS)
+                   if t in scored.index and judged.get(t, 0) >= scored[t]]
+        widths, needs = power_table(scores, finals, arguments.resamples, tuple(arguments.target_counts),
+                                    pair=tuple(arguments.variants) or POWER_PAIR, targets=targets)
         metric = scores[(scores["regime"] == "full") & ~scores["family"].isin(["baseline", "diagnostic"])]
-        print(f"### Half-width of the paired 95% interval of a mean-τw difference ({arguments.resamples} resamples; "
-              f"median over the pairs of {metric['variant'].nunique()} metric variants)\n")
-        print(markdown_table(widths, float_format=".3f"))
-        print(f"\n### Development-like targets needed to separate a {SEPARATE} difference in mean τw\n")
-        print(markdown_table(needs, float_format=".3f"))
+        text = "\n\n".join([
+            f"### Half-width of the paired 95% interval of a mean-τw difference ({arguments.resamples} resamples; "
+            f"median over the pairs of {metric['variant'].nunique()} metric variants; variances estimated on the "
+            f"{len(targets)} development targets with complete truth: {', '.join(targets)})",
+            markdown_table(widths, float_format=".3f"),
+            f"### Development-like targets needed to separate a {SEPARATE} difference in mean τw",
+            markdown_table(needs, float_format=".3f")])
+        print(text)
+        if arguments.write:
+            arguments.write.write_text(f"<!-- written by `python benchmarks/report.py power --write "
+                                       f"benchmarks/results/power.md` -->\n\n{text}\n")
         return
-    print(f"Intervals: {CONFIDENCE:.0%} percentile bootstrap, {arguments.resamples} resamples of the "
-          f"{len(DEVELOPMENT_TARGETS)} development targets and of every pair's ground-truth seed runs (seed "
-          f"{BOOTSTRAP_SEED}).\n")
-    print("### Ground truth (mean test top-1 of seeds 0 and 1 at the selected learning rate)\n")
-    print(markdown_table(ground_truth_table(truth), float_format=".3f"))
-    print("\n### Pairs the learning-rate grid's edge changes or leaves unsettled\n")
-    print(markdown_table(truth_changes(protocol, low_runs), float_format=".4g"))
-    print("\n### How well the ground truth reproduces itself\n")
-    print(markdown_table(reproducibility_table(final_runs(protocol, low_runs, seeds=(0, 1, 2, 3))),
-                         float_format=".3f"))
-    if scores is None:
+    sections = table_sections(scores, protocol, low_runs, withheld, finals, truth, arguments.resamples,
+                              reproducibility=final_runs(*settled_runs(all_protocol, all_low, (0, 1, 2, 3))[:2],
+                                                         seeds=(0, 1, 2, 3)))
+    if arguments.write_dir is None:
+        print("\n\n".join(sections.values()))
         return
-    full_boot = full_data_bootstraps(scores, finals, arguments.resamples)
-    low_boot = low_data_bootstraps(scores, finals, arguments.resamples)
-    models = scores[scores["regime"] == "full"].groupby("target")["model"].nunique().to_dict()
-    print(f"\n### τw at full data (models per target: {models})\n")
-    print(markdown_table(full_data_table(scores, truth, full_boot), float_format=".3f"))
-    print("\n### τw in the low-data regimes (development targets)\n")
-    print(markdown_table(low_data_table(low_boot), float_format=".3f"))
-    print("\n### LEAD's variants by the rule for defaults\n")
-    _, table = apply_defaults_rule(full_boot["truth"], low_boot["mean"], seconds_per_model(scores))
-    print(markdown_table(table, float_format=".3f"))
+    command = "python benchmarks/report.py --write-dir benchmarks/results"
+    for name, text in sections.items():
+        path = arguments.write_dir / f"{name}.md"
+        path.write_text(f"<!-- written by `{command}`: edit the script, not this file -->\n\n{text}\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ at full data and in the low-data regimes, judged against the fine-tuned ground t
     python benchmarks/run_benchmark.py --targets eurosat     # one target
     python benchmarks/run_benchmark.py --fast                # the CI subset: 3 models, 1 target, few variants
     python benchmarks/run_benchmark.py --variants gbc --replace   # score one metric again after a change
+    python benchmarks/run_benchmark.py --targets dtd10 --variants logme lead --output /tmp/new
+                                                     # a metric and a LEAD grid's variant on one target
     python benchmarks/run_benchmark.py --no-peers --replace-lead  # LEAD's grids afresh (peers' rows kept)
     python benchmarks/run_benchmark.py --no-peers --lead-grids full-raw --output /tmp/run   # one grid, elsewhere
     python benchmarks/run_benchmark.py --import-scores /tmp/run/metric_scores.csv          # ... merged in
@@ -18,7 +20,9 @@ variant) pairs already there); the τw tables are rebuilt from all scores and ``
 Features and whole-network NTK norms are cached under ``.lead_hub_cache/benchmark``; what each model's norms
 cost is appended to ``benchmarks/results/ntk_full_norms.csv``. Every metric gets the images' sample ids (their
 rows in the source split) where it accepts them (LEAD keys its per-sample choices by them). LEAD's variants are
-the grids of ``lead_hub.benchmark_lead.BENCHMARK_LEAD_GRIDS``, each scored from parts computed once.
+the grids of ``benchmark_lead.BENCHMARK_LEAD_GRIDS``, each scored from parts computed once; ``--variants``
+names metrics and single variants of those grids alike. Targets whose ground truth is not complete yet (the six
+added development targets while they are fine-tuned) are scored and left out of the tables until it is.
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from lead_hub import metrics  # noqa: E402
-from lead_hub.benchmark import (DEVELOPMENT_TARGETS, SANITY_TARGETS, MetricVariant, benchmark_features,  # noqa: E402
-                                benchmark_images, regimes, score_target, zoo_model_ids)
-from lead_hub.benchmark_lead import (BENCHMARK_LEAD_GRIDS, full_regime, grid_variant_names,  # noqa: E402
-                                     score_lead_target)
+from benchmark import (ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, SANITY_TARGETS,  # noqa: E402
+                       MetricVariant, benchmark_features, benchmark_images, regimes, score_target,
+                       targets_with_truth, zoo_model_ids)
+from benchmark_lead import (BENCHMARK_LEAD_GRIDS, full_regime, grid_variant_names,  # noqa: E402
+                            score_lead_target)
 from lead_hub.ntk import sample_ids  # noqa: E402
 from lead_hub.evaluation import rank_quality, summarise_quality  # noqa: E402
 from lead_hub.leaderboard import markdown_table  # noqa: E402
@@ -46,7 +51,7 @@ from lead_hub.leaderboard import markdown_table  # noqa: E402
 SHARED = REPOSITORY.parent / "shared" / "data"
 RESULTS = REPOSITORY / "benchmarks" / "results"
 
-# LEAD's variants are grids scored from shared parts (lead_hub.benchmark_lead): log_init fit × NTK (head-only or
+# LEAD's variants are grids scored from shared parts (benchmark_lead.py): log_init fit × NTK (head-only or
 # whole-network, standardised or raw head inputs) × rate constants × ce_form, plus the default and the paper's SVM.
 # Out-of-fold SVM log_init (classifier="ovr_svm"/"cs_svm" with the default fit) costs five SVM fits per model
 # (LinearSVC took 38 s per model in sample at N=1000 on a busy machine): run it with --with-svm-folds.
@@ -84,7 +89,8 @@ def main() -> None:
     # OpenMP threads are left alone: feature extraction uses the idle cores (one or two threads give the same bits).
     threadpool_limits(1, user_api="blas")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", nargs="+", default=[*DEVELOPMENT_TARGETS, *SANITY_TARGETS])
+    parser.add_argument("--targets", nargs="+",
+                        default=[*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS, *SANITY_TARGETS])
     parser.add_argument("--with-svm-folds", action="store_true", help="also LEAD with out-of-fold SVM log_init")
     parser.add_argument("--fast", action="store_true",
                         help="CI subset: eurosat, the 3 smallest models with ground truth, 4 variants, 2 regimes")
@@ -138,11 +144,14 @@ def main() -> None:
         grids = {"default": BENCHMARK_LEAD_GRIDS["default"]}
         regimes_of = fast_regimes
     if arguments.variants:
-        unknown = sorted(set(arguments.variants) - {variant.name for variant in variants})
+        cells = set(grid_variant_names(grids.values()))
+        unknown = sorted(set(arguments.variants) - {variant.name for variant in variants} - cells)
         if unknown:
-            sys.exit(f"--variants: unknown {unknown}; known: {[variant.name for variant in variants]}")
+            sys.exit(f"--variants: unknown {unknown}; known: the metrics {[variant.name for variant in variants]} "
+                     f"and the variants of the LEAD grids {list(grids)} (names as in the scores CSV)")
         variants = [variant for variant in variants if variant.name in arguments.variants]
-        grids = {}
+        grids = {cell.variants()[0].name: cell
+                 for grid in grids.values() for cell in grid.restricted(arguments.variants)}
     elif arguments.replace:
         sys.exit("--replace needs --variants (it drops those variants' rows before scoring them again)")
     grid_variant_names(grids.values())  # refuses a name given twice
@@ -224,7 +233,11 @@ def main() -> None:
         return
     scores = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""], low_memory=False)
     truth = pd.read_csv(arguments.ground_truth)
-    quality = rank_quality(scores, truth)
+    judged = targets_with_truth(scores, truth)
+    waiting = sorted(set(scores["target"]) - set(judged))
+    if waiting:
+        print(f"scored, left out of the tables until every scored model has its ground truth: {waiting}")
+    quality = rank_quality(scores[scores["target"].isin(judged)], truth)
     suffix = "_fast" if arguments.fast else ""
     quality.to_csv(arguments.output / f"rank_quality{suffix}.csv", index=False)
     summary = summarise_quality(quality)

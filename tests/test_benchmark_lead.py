@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
-from lead_hub.benchmark import MetricVariant
-from lead_hub.benchmark_lead import (BENCHMARK_LEAD_GRIDS, HEAD_ONLY_PREVIOUS_DEFAULTS, LeadGrid, grid_variant_names,
-                                     score_lead_grid)
+from conftest import REPOSITORY_ROOT
 from lead_hub.features import ExtractedFeatures
 from lead_hub.metrics.lead import lead
+
+sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))  # the benchmark's own modules live there
+from benchmark import MetricVariant  # noqa: E402
+from benchmark_lead import BENCHMARK_LEAD_GRIDS, LeadGrid, grid_variant_names, score_lead_grid  # noqa: E402
 
 GRID = LeadGrid(
     {"fit=out_of_fold": {"fit": "out_of_fold"}, "fit=leave_one_out": {"fit": "leave_one_out"},
@@ -74,9 +78,7 @@ def test_grid_refuses_misplaced_options_and_named_grids_of_many_variants():
         grid_variant_names([BENCHMARK_LEAD_GRIDS["head"], BENCHMARK_LEAD_GRIDS["head"]])
 
 
-def test_the_lead_variant_is_the_previous_head_only_default_pinned():
-    """The benchmark's variant named "lead" has kept one meaning since the benchmark began, whatever the package's
-    defaults: the head-only NTK, out-of-fold log_init, log_prob, c = 1/16384."""
+def test_the_variant_named_lead_is_the_head_only_default_of_the_scored_rounds():
     (variant,) = BENCHMARK_LEAD_GRIDS["default"].variants()
     assert isinstance(variant, MetricVariant) and variant.name == "lead"
     assert {key: variant.options[key] for key in HEAD_ONLY_PREVIOUS_DEFAULTS} == HEAD_ONLY_PREVIOUS_DEFAULTS
@@ -84,7 +86,19 @@ def test_the_lead_variant_is_the_previous_head_only_default_pinned():
     labels = np.repeat(np.arange(3), 20)
     features = rng.standard_normal((60, 16)) + labels[:, None]
     ids = np.arange(100, 160)
+    head_only = {"ntk": "head", "head_input": "standardized", "fit": "out_of_fold", "classifier": "ridge",
+                 "rate_constant": 1 / 16384, "ce_form": "log_prob"}
     assert lead(features, labels, sample_ids=ids, **variant.options) == lead(features, labels, sample_ids=ids,
-                                                                             **HEAD_ONLY_PREVIOUS_DEFAULTS)
+                                                                             **head_only)
 
 
+def test_restricted_grids_score_the_named_cells_under_their_names():
+    chosen = ["lead ntk=full head_input=raw S=4 fit=out_of_fold c=1e-06",  # in the grid's order
+              "lead ntk=head head_input=raw fit=in_sample c=0.0002441 ce_form=prob"]
+    cells = GRID.restricted([*chosen, "not a cell"])
+    variants = {variant.name: variant for variant in GRID.variants()}
+    assert [cell.variants()[0].name for cell in cells] == chosen
+    assert all(len(cell.variants()) == 1 and cell.variants()[0].options == variants[cell.variants()[0].name].options
+               for cell in cells)
+    assert BENCHMARK_LEAD_GRIDS["default"].restricted(["lead"]) == [BENCHMARK_LEAD_GRIDS["default"]]
+    assert BENCHMARK_LEAD_GRIDS["default"].restricted(chosen) == []

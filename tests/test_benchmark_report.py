@@ -152,12 +152,58 @@ def test_the_edge_table_shows_how_the_extended_grid_moves_each_targets_tau():
     assert changed.loc["m0", ["val 1e-3", "val 3e-4", "val 1e-4"]].tolist() == [0.8, 0.9, 0.85]
 
 
-def test_report_runs_on_the_committed_results(capsys):
-    report.main(["--resamples", "20"])  # the command line's own entry, in this process (imports already paid)
-    printed = capsys.readouterr().out
-    for heading in ("### Ground truth", "### How well the ground truth reproduces itself", "### τw at full data",
-                    "### LEAD's variants by the rule for defaults", "20 resamples"):
-        assert heading in printed
+def test_report_writes_its_tables_from_the_committed_results(tmp_path):
+    report.main(["--resamples", "20", "--write-dir", str(tmp_path)])  # the command line's own entry, in process
+    written = {path.stem: path.read_text() for path in tmp_path.glob("*.md")}
+    assert set(written) == {"ground_truth", "main_table", "tau_full", "tau_low_data", "lead_variants"}
+    for name, heading in (("ground_truth", "### How well the ground truth reproduces itself"),
+                          ("tau_full", "### τw at full data"), ("tau_low_data", "20 resamples"),
+                          ("lead_variants", "### LEAD's variants by the rule for defaults")):
+        assert heading in written[name]
+    metrics = [line.split(" | ")[0].strip("| ") for line in written["main_table"].splitlines() if line.startswith("| ")]
+    assert {"hscore", "pactran", "logme", *report.MAIN_TABLE_LEAD} <= set(metrics)
+    assert not any(metric.startswith("baseline") for metric in metrics)
+
+
+@pytest.mark.parametrize("generated", ["main_table.md", "cost.md"])
+def test_the_readme_tables_are_the_generated_ones(generated):
+    """benchmarks/README.md shows the main table and the cost table as the report wrote them to results/ (rewrite
+    both with the commands the README lists)."""
+    text = (REPOSITORY_ROOT / "benchmarks" / "results" / generated).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(rows) > 10 and "\n".join(rows) in (REPOSITORY_ROOT / "benchmarks" / "README.md").read_text()
+
+
+def test_settled_runs_leave_out_pairs_still_being_fine_tuned():
+    def run(model, phase, lr, seed, val):
+        return {"model": model, "target": "t", "phase": phase, "lr": lr, "seed": seed, "val_acc": val,
+                "test_acc": val, "test_mean_class_acc": val}
+    grid = [run(m, "grid", lr, 0, val) for m in ("done", "no finals") for lr, val in ((0.1, 0.2), (0.01, 0.6),
+                                                                                      (0.001, 0.5))]
+    finals = [run("done", "final", 0.01, seed, 0.7) for seed in (0, 1)] + [run("no finals", "final", 0.01, 0, 0.7)]
+    partial = [run("grid running", "grid", 0.1, 0, 0.3)]
+    protocol = pd.DataFrame(grid + finals + partial)
+    kept, low, missing = report.settled_runs(protocol, protocol.iloc[0:0])
+    assert set(kept["model"]) == {"done"} and low.empty
+    reasons = missing.set_index("model")["reason"].to_dict()
+    assert reasons["grid running"] == "protocol grid incomplete"
+    assert "final runs of seeds [0, 1]" in reasons["no finals"]
+
+
+def test_power_gives_the_half_width_at_any_target_count():
+    rng = np.random.default_rng(3)
+    targets, models = ("t1", "t2", "t3"), [f"m{i}" for i in range(6)]
+    finals = pd.DataFrame([{"model": m, "target": t, "seed": seed, "test_acc": rng.random()}
+                           for t in targets for m in models for seed in range(4)])
+    scores = pd.DataFrame([{"target": t, "variant": v, "family": "peer", "regime": "full", "draw": 0, "model": m,
+                            "score": rng.random()} for t in targets for v in ("a", "b", "c") for m in models])
+    widths, needs = report.power_table(scores, finals, 50, target_counts=(2, 11), seed_counts=(2,), pair=("a", "b"),
+                                       targets=targets)
+    for _, row in widths.iterrows():
+        assert row["11 targets"] == pytest.approx(row["2 targets"] * np.sqrt(2 / 11))
+    # the targets needed for a half-width of 0.05: the smallest T with 1.96·√(V/T) ≤ 0.05, V from the 2-target width
+    variance = (widths.loc[0, "2 targets"] / 1.96) ** 2 * 2
+    assert needs.loc[0, "targets for half-width 0.05"] == int(np.ceil(variance * (1.96 / 0.05) ** 2))
 
 
 def test_the_stated_rule_names_the_resamples_it_is_applied_with():

@@ -1,6 +1,7 @@
 """The README's figures are current: its demo output is what the demo command prints today (same models, same
 order, same scores to the printed precision; regenerate it with ``python tools/refresh_docs.py`` when the
-defaults change), and its "which metric" figures are those of the benchmark's tables in benchmarks/README.md.
+defaults change), and its "which metric" figures are those of the benchmark's generated tables
+(benchmarks/results/tau_full.md and tau_low_data.md, written by ``python benchmarks/report.py --write-dir``).
 
 This is the end-to-end test that runs everywhere: the README's own command (six real models on 300 real
 EuroSAT tiles from the repository's ``demo/``), through the CLI, offline.
@@ -49,17 +50,20 @@ def test_the_readme_demo_table_matches_a_real_run_of_the_demo_command(tmp_path, 
         assert abs(Decimal(repr(score)) - printed_score) <= half_unit, f"{row.model}: {stale}"
 
 
+BENCHMARK_TABLES = [REPOSITORY_ROOT / "benchmarks" / "results" / name for name in ("tau_full.md", "tau_low_data.md")]
+
+
 def benchmark_row(section: str, variant: str) -> list[str]:
-    """The cells of ``variant``'s row in the table under the benchmark README heading that starts with
-    ``section``."""
-    text = (REPOSITORY_ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    """The cells of ``variant``'s row in the table under the heading that starts with ``section`` in the benchmark's
+    generated tables."""
+    text = "\n".join(path.read_text(encoding="utf-8") for path in BENCHMARK_TABLES)
     start = text.index(f"### {section}")
     end = text.find("\n#", start + 1)
     for line in text[start:end if end > 0 else None].splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if cells[0] == variant:
             return cells
-    raise AssertionError(f"no row {variant!r} under '{section}' in benchmarks/README.md")
+    raise AssertionError(f"no row {variant!r} under '{section}' in {[path.name for path in BENCHMARK_TABLES]}")
 
 
 def first_number(cell: str) -> str:
@@ -67,7 +71,7 @@ def first_number(cell: str) -> str:
 
 
 def test_the_readme_metric_figures_are_the_benchmarks_current_ones():
-    """The "which metric" table quotes benchmarks/README.md: each mean τw at full data and in low data is the one
+    """The "which metric" table quotes the benchmark's tables: each mean τw at full data and in low data is the one
     the benchmark's tables show now, so a benchmark rerun cannot leave the front page behind silently."""
     section = readme[readme.index("## Which metric to pick"):readme.index("## Documentation")]
     quoted = 0

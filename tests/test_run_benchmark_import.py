@@ -30,3 +30,20 @@ def test_import_replaces_the_matching_rows_and_keeps_the_others_byte_identical(s
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "dropped 1 rows" in done.stdout and "imported 2 rows" in done.stdout
     assert scores.read_text() == HEADER + KEPT[0] + KEPT[1] + NEW + LOW_DATA
+
+
+def test_a_target_without_complete_truth_is_scored_but_left_out_of_the_tables(shared_data, tmp_path):
+    rows = [f"{target},hscore,peer,hscore,full,0,{model},{score},0.01,\n"
+            for target in ("flowers5", "dtd10") for model, score in (("m1", 1.0), ("m2", 2.0))]
+    run = tmp_path / "run.csv"
+    run.write_text(HEADER + "".join(rows))
+    truth = tmp_path / "truth.csv"  # dtd10's m2 is still being fine-tuned
+    truth.write_text("model,target,test_acc\nm1,flowers5,0.5\nm2,flowers5,0.7\nm1,dtd10,0.4\n")
+    done = subprocess.run(
+        [sys.executable, str(REPOSITORY_ROOT / "benchmarks" / "run_benchmark.py"), "--output", str(tmp_path),
+         "--import-scores", str(run), "--ground-truth", str(truth)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "left out of the tables until every scored model has its ground truth: ['dtd10']" in done.stdout
+    quality = (tmp_path / "rank_quality.csv").read_text()
+    assert "flowers5,hscore" in quality and "dtd10" not in quality
+    assert "dtd10" in (tmp_path / "metric_scores.csv").read_text()  # scored and kept

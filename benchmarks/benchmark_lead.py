@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from lead_hub.benchmark import IMAGE_SIZE, MetricVariant, benchmark_features, benchmark_images, regimes
+from benchmark import IMAGE_SIZE, MetricVariant, benchmark_features, benchmark_images, regimes
 from lead_hub.features import ExtractedFeatures
 from lead_hub.metrics._content_keys import content_keys, id_keys
 from lead_hub.metrics._lead_evolution import evolution_score
@@ -93,6 +93,16 @@ class LeadGrid:
 
     def variants(self) -> list[MetricVariant]:
         return [cell[-1] for cell in self.cells()]
+
+    def restricted(self, names: Iterable[str]) -> list[LeadGrid]:
+        """One-variant grids of the variants of this grid named in ``names``, under the same names (a run that scores
+        a few cells, e.g. on new targets, without the rest of the grid)."""
+        names = set(names)
+        if self.name is not None:
+            return [self] if self.name in names else []
+        return [LeadGrid({log_label: self.log_inits[log_label]},
+                         {ntk_label: (self.ntks[ntk_label][0], (rate_constant,))}, (ce_form,))
+                for log_label, ntk_label, rate_constant, ce_form, variant in self.cells() if variant.name in names]
 
 
 def _check_options(label: str, options: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -180,7 +190,7 @@ def score_lead_grid(
     on_parts: Callable[[LeadParts, str, np.ndarray], None] | None = None,
 ) -> pd.DataFrame:
     """Every variant of ``grid`` for every model of one target in every regime, in the long format of
-    :func:`lead_hub.benchmark.score_target` (one row per target, variant, regime, draw, model). ``sample_ids`` are
+    :func:`benchmark.score_target` (one row per target, variant, regime, draw, model). ``sample_ids`` are
     the N rows' identities (each image's row in its source split), sliced with each regime's rows like the
     features. ``seconds`` is what one ``lead()`` call of the variant takes: standardising, its log_init, its λ̄
     and the evolution (with the whole-network norms already computed). A model whose parts fail gets NaN and a
@@ -353,12 +363,17 @@ LOG_INITS = {"fit=out_of_fold": {"fit": "out_of_fold"}, "fit=leave_one_out": {"f
              "fit=in_sample": {"fit": "in_sample"}}
 CE_FORMS_SCORED = ("log_prob", "prob")
 
-#: LEAD's defaults before the whole-network NTK became the default, scored under the name "lead" since the
-#: benchmark began (one of the head grid's variants too); pinned, so the name keeps meaning the same scores.
-HEAD_ONLY_PREVIOUS_DEFAULTS = {"ntk": "head", "fit": "out_of_fold", "ce_form": "log_prob", "rate_constant": 1 / 16384}
+#: The options of the variant named "lead": the package's default when the benchmark's scores were made (head-only
+#: NTK, out-of-fold ridge log_init, c = 1/16384, log_prob; one of the head grid's variants too), spelled out so
+#: that a later change of the package's defaults cannot put other scores under the same name
+#: (benchmarks/preregistration.md, variant a).
+PRE_ROUND_DEFAULT = {"classifier": "ridge", "fit": "out_of_fold", "margins": "softmax", "regularization": 1e-2,
+                     "folds": 5, "rate_scale": "standardize", "rate_constant": 1 / 16384, "head_widths": (1024, 2048),
+                     "ntk_samples_per_class": 64, "ce_form": "log_prob", "seed": 0, "ntk": "head",
+                     "head_input": "standardized"}
 
 BENCHMARK_LEAD_GRIDS = {
-    "default": LeadGrid.single("lead", HEAD_ONLY_PREVIOUS_DEFAULTS),
+    "default": LeadGrid.single("lead", PRE_ROUND_DEFAULT),
     "head": LeadGrid(LOG_INITS, {
         "ntk=head head_input=standardized": ({"ntk": "head", "head_input": "standardized"},
                                              (0.0, *HEAD_RATE_CONSTANTS)),
@@ -370,5 +385,5 @@ BENCHMARK_LEAD_GRIDS = {
             FULL_RATE_CONSTANTS)}, CE_FORMS_SCORED) for head_input in ("standardized", "raw")},
     # the paper's one-vs-rest SVM fit in sample; several seconds per model, so never a default candidate
     "paper-faithful": LeadGrid.single("lead paper-faithful (ovr_svm in-sample)",
-                                      {**HEAD_ONLY_PREVIOUS_DEFAULTS, "classifier": "ovr_svm", "fit": "in_sample"}),
+                                      {**PRE_ROUND_DEFAULT, "classifier": "ovr_svm", "fit": "in_sample"}),
 }

@@ -124,3 +124,12 @@ def score_target(
                 if on_row is not None:
                     on_row(row)
     return pd.DataFrame(rows)
+
+
+def targets_with_truth(scores: pd.DataFrame, truth: pd.DataFrame) -> list[str]:
+    """The targets of ``scores`` on which every scored model has a ground truth (a target still being fine-tuned,
+    e.g. one added to the benchmark, is scored but judged only once its truth is complete)."""
+    known = set(zip(truth["target"], truth["model"]))
+    pairs = scores[["target", "model"]].drop_duplicates()
+    covered = pairs.assign(known=[pair in known for pair in zip(pairs["target"], pairs["model"])])
+    return [target for target, has in covered.groupby("target", sort=False)["known"].all().items() if has]
