@@ -84,3 +84,15 @@ def test_the_readme_command_in_another_clone_does_not_warn_about_its_demo_folder
     with caplog.at_level(logging.WARNING, logger="lead_hub.ranking"):
         ranking.resolve_dataset("demo")
     assert "also exists here" in caplog.text
+
+
+def test_the_rank_command_names_the_defaults_it_took_and_why():
+    from lead_hub.cli import build_parser
+    from lead_hub.cli.rank import defaults_used
+
+    parser = build_parser()
+    taken = defaults_used(parser.parse_args(["rank", "--zoo", "demo", "--dataset", "demo"]))
+    assert "metrics lead, hscore, pactran (LEAD, and the offline benchmark's best peers" in taken
+    assert "30 images per class at most" in taken
+    given = parser.parse_args(["rank", "--zoo", "demo", "--dataset", "demo", "--metrics", "lead", "--all-samples"])
+    assert defaults_used(given) == ""

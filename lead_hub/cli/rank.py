@@ -152,6 +152,9 @@ def run_rank(arguments: argparse.Namespace) -> int:
         return 0
     console = Console()
     print_leaderboard(board, console, "rank")
+    defaults = defaults_used(arguments)
+    if defaults:
+        console.print(f"defaults: {defaults}", highlight=False)
     if arguments.per_class:
         print_per_class(board, console, saved=arguments.output is not None)
     if arguments.output is not None:
@@ -163,6 +166,18 @@ def run_rank(arguments: argparse.Namespace) -> int:
     if arguments.push_to_hub is not None:
         return _push(board, arguments.push_to_hub, arguments.output)
     return 0
+
+
+def defaults_used(arguments: argparse.Namespace) -> str:
+    """The defaults a ranking took and the rule that chose them, in one line ("" when every choice was given)."""
+    parts = []
+    if arguments.metrics == list(DEFAULT_METRICS):
+        parts.append(f"metrics {', '.join(DEFAULT_METRICS)} (LEAD, and the offline benchmark's best peers at full data "
+                     "and in low data; --metrics)")
+    if arguments.samples_per_class is None and arguments.max_samples is None and not arguments.all_samples:
+        parts.append(f"{DEFAULT_SAMPLES_PER_CLASS} images per class at most, as in the Space (--samples-per-class, "
+                     "--all-samples)")
+    return "; ".join(parts)
 
 
 def print_leaderboard(board, console: Console, command: str) -> None:
