@@ -106,10 +106,13 @@ def settled_runs(protocol: pd.DataFrame, low: pd.DataFrame, seeds=(0, 1)
     settled, missing = [], []
     for (model, target), pair in protocol.groupby(["model", "target"], sort=False):
         pair_low = low[(low["model"] == model) & (low["target"] == target)]
-        try:
-            edge = final_runs(pair, pair_low, seeds)["edge"].iloc[0]
-        except ValueError as error:  # grid incomplete, or the protocol rate's finals not all recorded
-            edge = "protocol grid incomplete" if "grid incomplete" in str(error) else str(error).split(": ", 1)[-1]
+        finals = final_runs(pair, pair_low, seeds)  # empty while the pair is in progress
+        if not finals.empty:
+            edge = finals["edge"].iloc[0]
+        elif grid_table(pair, pair_low).empty:
+            edge = "protocol grid incomplete"
+        else:
+            edge = f"final runs of seeds {list(seeds)} not all recorded"
         if edge == "extended":
             settled.append((model, target))
         else:

@@ -548,7 +548,9 @@ def _extract(candidate: Candidate, work: _Work) -> _ModelResult:
         if network.is_outage(error):  # already said once, by lead_hub.network, for every model it stops
             return _ModelResult(row, None, ["not loaded: the Hub could not be reached and the model is not in the "
                                             "local Hugging Face cache"])
-        # extract_many logged the failure already; the note and the leaderboard's warnings report it.
+        # extract_by_id does not log (extract_many does): one line here, with its cause
+        logger.warning("%s: feature extraction failed: %s: %s", candidate.model_id, type(error).__name__,
+                       error_line(error))
         return _ModelResult(row, None, [f"feature extraction failed: {type(error).__name__}: {error_line(error)}"])
     row.update(model_revision=extracted.revision, feature_dim=extracted.features.shape[1],
                num_params=extracted.model.get("num_parameters"), extract_seconds=time.perf_counter() - started)

@@ -25,7 +25,7 @@ from hub_publish import PublishError, choose_token, publish
 from lead_hub import metrics as metric_registry
 from lead_hub.leaderboard import Leaderboard, display_cell, short_name
 from lead_hub.public_names import redact_paths
-from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_SAMPLES_PER_CLASS, DEMO_DATASET
+from lead_hub.ranking import DEFAULT_SAMPLES_PER_CLASS, DEMO_DATASET
 from ranking_job import (
     DATASET_FROM_HUB,
     DATASET_FROM_UPLOAD,
@@ -120,7 +120,7 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                     stop = gr.Button("Stop", variant="secondary", size="sm", elem_id="stop-button", scale=1,
                                      min_width=70, interactive=False)
                 with gr.Accordion("More settings", open=False, elem_id="more-settings"):
-                    other_metrics = gr.CheckboxGroup(_other_metric_choices("lead"), value=list(DEFAULT_METRICS[1:]),
+                    other_metrics = gr.CheckboxGroup(_other_metric_choices("lead"), value=[],
                                                      label="Also score with", elem_id="other-metrics")
                     samples_per_class = gr.Slider(2, limits.max_samples_per_class, value=DEFAULT_SAMPLES_PER_CLASS, step=1,
                                                   label="Samples per class", elem_id="samples-per-class")

@@ -32,7 +32,7 @@ from lead_hub.decoding import error_line
 from lead_hub.chart import save_chart
 from lead_hub.leaderboard import Leaderboard, display_names, short_name
 from lead_hub.messages import listed
-from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_SAMPLES_PER_CLASS, check_settings, rank
+from lead_hub.ranking import DEFAULT_SAMPLES_PER_CLASS, check_settings, rank
 from lead_hub.zoo import LOCAL_DIR_PREFIX, load_zoo, zoo_names
 
 DATASET_FROM_UPLOAD = "zip upload"
@@ -98,8 +98,8 @@ class RankingRequest:
     models_from: str = MODELS_FROM_ZOO
     zoo: str = "demo"
     model_ids: str = ""
-    primary_metric: str = DEFAULT_METRICS[0]
-    other_metrics: tuple[str, ...] = DEFAULT_METRICS[1:]
+    primary_metric: str = "lead"
+    other_metrics: tuple[str, ...] = ()
     samples_per_class: int = DEFAULT_SAMPLES_PER_CLASS
     image_size: int = 64
     metric_options: tuple[str, ...] = ()

@@ -18,7 +18,8 @@ from lead_hub.public_names import redact_paths
 
 _ENVIRONMENT_VARIABLE = re.compile(r"\b(?:HF|HUGGINGFACE|LEAD_HUB|GRADIO|XDG|TORCH|OMP|CUDA)_[A-Z0-9_]+\b")
 _COMMAND_LINE = re.compile(r"`[^`]*`|(?<!\w)--[a-z][\w-]*|\bcommand\b|\bHF cache\b|\blocal cache\b", re.IGNORECASE)
-_CLASS_REFERENCE = re.compile(r"\s*\((?:[A-Z]\w*\.)+\w+\)|\b(?:[A-Z][a-z0-9]+)+(?:Error|Exception|Warning):\s*")
+_CLASS_REFERENCE = re.compile(r"\s*\((?:[A-Z]\w*\.)+\w+\)|;\s*(?:[A-Z]\w*\.)+\w+(?=\))"
+                               r"|\b(?:[A-Z][a-z0-9]+)+(?:Error|Exception|Warning):\s*")
 _SERVER_FOLDER = re.compile(r"\s*\(in [^()]*\)")
 _CLAUSE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[;.])\s+(?=\S)")
 _HUB_DATASET = re.compile(r"^cannot open dataset '([^']+)'")
@@ -111,7 +112,7 @@ def plain_sentence(message: str) -> str:
     ...                "Set HF_TOKEN for a gated dataset")
     'upload.zip holds 6 entries, more than 5; sample fewer.'
     """
-    text = _CLASS_REFERENCE.sub(" ", _SERVER_FOLDER.sub("", redact_paths(message))).strip()
+    text = _CLASS_REFERENCE.sub(" ", _SERVER_FOLDER.sub("", redact_paths(message))).strip().replace(" )", ")")
     clauses = [clause.strip().rstrip(";.").strip() for clause in _CLAUSE_END.split(text)]
     kept = [clause for clause in clauses if clause and not _ENVIRONMENT_VARIABLE.search(clause)
             and not _COMMAND_LINE.search(clause)]

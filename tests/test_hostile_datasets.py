@@ -34,7 +34,7 @@ SPACE_DIR = REPOSITORY_ROOT / "space"
 if str(SPACE_DIR) not in sys.path:
     sys.path.insert(0, str(SPACE_DIR))  # the Space imports its helpers as top-level modules, as on a real Space
 
-import app  # noqa: E402
+import visitor_messages  # noqa: E402
 from ranking_job import DATASET_FROM_HUB, RankingRequest, stream_ranking  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -254,7 +254,7 @@ def test_the_space_job_shows_a_hub_dataset_without_rows_in_one_line(tmp_path, mo
                                  primary_metric="logme", samples_per_class=3, image_size=32)
         with pytest.raises(DataSourceError) as refused:
             list(stream_ranking(request, results_dir=tmp_path / "results"))
-    shown = app.error_message(refused.value)
+    shown = visitor_messages.plain_sentence(str(refused.value))
     assert "of 'eve/broken'" in shown and "\n" not in shown.strip()
 
 

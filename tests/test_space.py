@@ -443,7 +443,8 @@ def test_real_lead_hub_errors_become_one_plain_sentence_a_visitor_can_act_on(tmp
         extract_image_archive(too_many, tmp_path / "out", ArchiveLimits(max_files=5))
     assert "ArchiveLimits.max_files" in str(archive_refusal.value)  # the CLI's wording, which the page rewrites
     shown = ranking_failure(archive_refusal.value)
-    assert shown.startswith("six.zip holds 6 entries") and "sample fewer images per class" in shown, shown
+    assert shown.startswith("six.zip holds more than 5 entries") and "sample fewer images per class" in shown, shown
+    assert "ArchiveLimits" not in shown, shown
     with pytest.raises(DataSourceError) as missing_dataset:
         load_images(str(tmp_path / "no_such_folder"), samples_per_class=2)
     hub_dataset = DataSourceError(f"cannot open dataset 'someone/gated' (config=None, revision=None): there is no "
