@@ -87,12 +87,16 @@ def ranked_rows(printed: str, metric: str = "lead") -> list[DemoRow]:
     """The ranked rows of a printed leaderboard: rank, model name and the ``metric`` column as printed.
 
     The header row names the columns; a ranked row starts with its rank and the model's name, and its cells
-    follow in the header's order (single words, as ``lead-hub rank`` prints them: names are never wrapped)."""
+    follow in the header's order (single words, as ``lead-hub rank`` prints them: names are never wrapped); the
+    table ends at the first blank line after its header (the models' notes follow it)."""
     lines = printed.splitlines()
-    header = next(line.split() for line in lines if line.split()[:2] == ["rank", "model"])
+    start = next(index for index, line in enumerate(lines) if line.split()[:2] == ["rank", "model"])
+    header = lines[start].split()
     column = header.index(metric)
     rows = []
-    for line in lines:
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break  # the table ends at its first blank line; notes follow
         match = _ROW.match(line)
         if match:
             cells = [match.group(1), match.group(2), *match.group(3).split()]
