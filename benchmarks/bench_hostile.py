@@ -146,13 +146,18 @@ def case_bmp_1000_zip(work: Path):
             "zip", [*RANK, "--dataset", str(path)])
 
 
+def write_directory_entries(archive: zipfile.ZipFile, count: int) -> None:
+    """``count`` empty directory entries ``d0/``, ``d1/``, ... (the cheapest entries a zip can hold)."""
+    for index in range(count):
+        info = zipfile.ZipInfo(f"d{index}/")
+        info.external_attr = (stat.S_IFDIR | 0o755) << 16
+        archive.writestr(info, b"")
+
+
 def case_dirs_1m_zip(work: Path):
     path = work / "dirs.zip"
     with zipfile.ZipFile(path, "w") as archive:
-        for index in range(1_000_000):
-            info = zipfile.ZipInfo(f"d{index}/")
-            info.external_attr = (stat.S_IFDIR | 0o755) << 16
-            archive.writestr(info, b"")
+        write_directory_entries(archive, 1_000_000)
         archive.writestr("data/a/0.png", small_png())
     return f"1,000,000 folder entries in a {path.stat().st_size / 1e6:.0f} MB zip", [*RANK, "--dataset", str(path)]
 
@@ -372,10 +377,7 @@ def case_forged_count_zip(work: Path):
     """600,016 entries behind an end record that claims 1."""
     path = work / "forged.zip"
     with zipfile.ZipFile(path, "w") as archive:
-        for index in range(600_000):
-            info = zipfile.ZipInfo(f"d{index}/")
-            info.external_attr = (stat.S_IFDIR | 0o755) << 16
-            archive.writestr(info, b"")
+        write_directory_entries(archive, 600_000)
         for name, content in two_class_members({}).items():
             archive.writestr(name, content)
     path.write_bytes(forged_entry_count(path.read_bytes(), 1))
