@@ -6,7 +6,7 @@ the better of the two. Every run goes through ``benchmarks/ground_truth.py`` int
 (the low-rate runs; the protocol's runs stay in ``ground_truth_runs.csv``), so a rerun of this command skips what
 is finished and goes on where it stopped. Steps run most informative first: final seeds 0-1 of development pairs
 where the low rate won, then missing 1e-4 grid points of development pairs, then seeds 2-3 (the four-seed truth),
-then the sanity target cifar10.
+then the sanity target cifar10. The development pairs are those of all eleven development targets.
 
     nohup nice -n 15 python benchmarks/lr_grid_edge.py --stop-at 02:40 > /tmp/lr_grid_edge.log 2>&1 &
     python benchmarks/lr_grid_edge.py --plan      # print the steps still to run, run nothing
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ground_truth  # noqa: E402
 
-from benchmark import DEVELOPMENT_TARGETS  # noqa: E402
+from benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS  # noqa: E402
 from lead_hub.finetune import read_runs  # noqa: E402
 from lead_hub.finetune_truth import edge_steps  # noqa: E402
 
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         runs = read_runs(ground_truth.RESULTS / "ground_truth_runs.csv")
         low = read_runs(LOW_RATE_RUNS)
-        steps = edge_steps(runs, low, DEVELOPMENT_TARGETS, ground_truth.TARGETS, ground_truth.ZOO)
+        steps = edge_steps(runs, low, (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS), ground_truth.TARGETS,
+                           ground_truth.ZOO)
         if arguments.plan:
             for step in steps:
                 print(step)
