@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 from threadpoolctl import threadpool_limits
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -85,9 +86,11 @@ def fast_regimes(labels):
 
 def main() -> None:
     # Thousands of small (1000×D) problems on a shared 2-core machine: one BLAS thread per process avoids
-    # OpenBLAS threads spinning against other processes (measured 6x faster LEAD log_init under load). Torch's
-    # OpenMP threads are left alone: feature extraction uses the idle cores (one or two threads give the same bits).
+    # OpenBLAS threads spinning against other processes (measured 6x faster LEAD log_init under load). Torch gets
+    # one thread too: with two OpenMP threads beside fine-tuning jobs, the whole-network norms of 100 coil20 rows
+    # took 6-19 s of wall time, with one 2 s (one or two threads give the same bits).
     threadpool_limits(1, user_api="blas")
+    torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+",
                         default=[*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS, *SANITY_TARGETS])
