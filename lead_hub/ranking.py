@@ -73,6 +73,8 @@ DEFAULT_METRICS = ("lead", "hscore", "pactran")
 #: Images per class a ranking samples when neither ``samples_per_class``, ``max_samples`` nor ``all_samples`` is
 #: given: the same default sample in the CLI, the Python API and the Space.
 DEFAULT_SAMPLES_PER_CLASS = 30
+#: Why :data:`DEFAULT_METRICS` holds these metrics, in the words every front end prints under its result.
+DEFAULT_METRICS_RULE = "LEAD, and the offline benchmark's best peers at full data and in low data"
 
 
 @dataclass(frozen=True)
@@ -435,6 +437,40 @@ def default_sample(samples_per_class: int | None, max_samples: int | None, all_s
     if samples_per_class is None and max_samples is None and not all_samples:
         return DEFAULT_SAMPLES_PER_CLASS
     return samples_per_class
+
+
+def defaults_note(*, metrics: bool, sample: bool, change_metrics: str, change_sample: str, sample_as_in: str) -> str:
+    """The defaults a ranking took and the rule that chose them, in one line ("" when it took none).
+
+    Every front end prints this line with its result, so that each says the same; only the way to change a
+    default (a flag, a field of the page) and the other front end whose sample is the same are its own.
+
+    Parameters
+    ----------
+    metrics, sample
+        Whether the ranking took :data:`DEFAULT_METRICS` and :data:`DEFAULT_SAMPLES_PER_CLASS`.
+    change_metrics, change_sample
+        How to choose otherwise, shown in parentheses after each default (e.g. ``"--metrics"``).
+    sample_as_in
+        The other front end that draws the same default sample (e.g. ``"the Space"``).
+
+    Returns
+    -------
+    str
+        The defaults taken, separated by semicolons, without a full stop.
+
+    Examples
+    --------
+    >>> defaults_note(metrics=False, sample=True, change_metrics="--metrics", change_sample="--samples-per-class",
+    ...               sample_as_in="the Space")
+    '30 images per class at most, as in the Space (--samples-per-class)'
+    """
+    parts = []
+    if metrics:
+        parts.append(f"metrics {', '.join(DEFAULT_METRICS)} ({DEFAULT_METRICS_RULE}; {change_metrics})")
+    if sample:
+        parts.append(f"{DEFAULT_SAMPLES_PER_CLASS} images per class at most, as in {sample_as_in} ({change_sample})")
+    return "; ".join(parts)
 
 
 def check_sizes(*, image_size: int | None, batch_size: int, samples_per_class: int | None,

@@ -1,7 +1,8 @@
 """The lead_hub Gradio Space: rank pretrained vision models for your images before fine-tuning any of them.
 
 A thin page over :func:`lead_hub.ranking.rank`, the function behind ``lead-hub rank``: the defaults rank the
-embedded demo zoo on the embedded EuroSAT sample at 64 px, offline. The form and the streaming are in
+embedded demo zoo on the embedded EuroSAT sample at 64 px, offline, with the command line's default metrics and
+sample (the status names those a ranking took, and the rule that chose them). The form and the streaming are in
 :mod:`ranking_job`, publishing to the Hub in :mod:`hub_publish`.
 
 Run locally with ``python space/app.py`` (http://127.0.0.1:7860). Environment: ``GRADIO_SERVER_NAME`` /
@@ -25,7 +26,7 @@ from hub_publish import PublishError, choose_token, publish
 from lead_hub import metrics as metric_registry
 from lead_hub.leaderboard import Leaderboard, display_cell, short_name
 from lead_hub.public_names import redact_paths
-from lead_hub.ranking import DEFAULT_SAMPLES_PER_CLASS, DEMO_DATASET
+from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_SAMPLES_PER_CLASS, DEMO_DATASET
 from ranking_job import (
     DATASET_FROM_HUB,
     DATASET_FROM_UPLOAD,
@@ -65,6 +66,11 @@ PAGE_CSS = """
    scrolls sideways. */
 #leaderboard-table * { font-family: var(--font) !important; }
 @media (max-width: 640px) { #leaderboard-table .cell-wrap, #leaderboard-table .cell-wrap * { font-size: 13px; } }
+/* Compact rows and, under the result's sentence, the defaults and warnings in a smaller font: with three score
+   columns and a tie warning, the whole chart stays in view at 1366×900. */
+#leaderboard-table .cell-wrap, #leaderboard-table .virtual-row { min-height: 28px !important; }
+#leaderboard-table .cell-wrap { padding-top: 3px !important; padding-bottom: 3px !important; }
+#ranking-status p + p { font-size: 13px; line-height: 1.4; }
 /* The chart fits the results column; on a phone it keeps legible labels: it scrolls sideways instead of shrinking. */
 #leaderboard-chart img { max-width: 100%; height: auto; }
 @media (max-width: 640px) {
@@ -113,17 +119,20 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                 zoo = gr.Dropdown(offered_zoos(), value="demo", label="Zoo")
                 model_ids = gr.Textbox("", label="Model ids (Hub or timm, one per line)", lines=3, visible=False,
                                        placeholder=EXAMPLE_MODEL_IDS)
-                primary_metric = gr.Dropdown(metric_names, value="lead", label="Rank by", elem_id="primary-metric")
-                metric_note = gr.Markdown(metric_description("lead"), elem_id="metric-description")
+                primary_metric = gr.Dropdown(metric_names, value=DEFAULT_METRICS[0], label="Rank by",
+                                             elem_id="primary-metric")
+                metric_note = gr.Markdown(metric_description(DEFAULT_METRICS[0]), elem_id="metric-description")
                 with gr.Row(equal_height=True):
                     run = gr.Button("Rank models", variant="primary", elem_id="rank-button", scale=3, min_width=120)
                     stop = gr.Button("Stop", variant="secondary", size="sm", elem_id="stop-button", scale=1,
                                      min_width=70, interactive=False)
                 with gr.Accordion("More settings", open=False, elem_id="more-settings"):
-                    other_metrics = gr.CheckboxGroup(_other_metric_choices("lead"), value=[],
-                                                     label="Also score with", elem_id="other-metrics")
-                    samples_per_class = gr.Slider(2, limits.max_samples_per_class, value=DEFAULT_SAMPLES_PER_CLASS, step=1,
-                                                  label="Samples per class", elem_id="samples-per-class")
+                    # The command line's defaults: the benchmark's best peers ticked beside LEAD.
+                    other_metrics = gr.CheckboxGroup(_other_metric_choices(DEFAULT_METRICS[0]),
+                                                     value=list(DEFAULT_METRICS[1:]), label="Also score with",
+                                                     elem_id="other-metrics")
+                    samples_per_class = gr.Slider(2, limits.max_samples_per_class, value=DEFAULT_SAMPLES_PER_CLASS,
+                                                  step=1, label="Samples per class", elem_id="samples-per-class")
                     image_size = gr.Dropdown(IMAGE_SIZES, value=64, label="Image size")
                     split = gr.Textbox(value="train", label="Split")
                     metric_options = gr.Textbox("", lines=2, elem_id="metric-options",

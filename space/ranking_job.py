@@ -32,8 +32,9 @@ from lead_hub.decoding import error_line
 from lead_hub.chart import save_chart
 from lead_hub.leaderboard import Leaderboard, display_names, short_name
 from lead_hub.messages import listed
-from lead_hub.ranking import DEFAULT_SAMPLES_PER_CLASS, check_settings, rank
+from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_SAMPLES_PER_CLASS, check_settings, defaults_note, rank
 from lead_hub.zoo import LOCAL_DIR_PREFIX, load_zoo, zoo_names
+from visitor_messages import ranking_warning
 
 DATASET_FROM_UPLOAD = "zip upload"
 DATASET_FROM_HUB = "Hub dataset"
@@ -86,7 +87,9 @@ class RankingRequest:
     :data:`DATASET_FROM_HUB` (``hub_dataset``: ``owner/name``); ``split`` applies to both (split folders inside a
     zip). ``models_from`` is :data:`MODELS_FROM_ZOO` (``zoo``: a shipped zoo name) or :data:`MODELS_FROM_IDS`
     (``model_ids``: Hub or timm ids separated by commas, spaces or new lines). The leaderboard is ranked by
-    ``primary_metric``; ``other_metrics`` are scored too. ``image_size`` 0 keeps each model's own preprocessing.
+    ``primary_metric``; ``other_metrics`` are scored too. By default both, and ``samples_per_class``, are those of
+    ``lead-hub rank`` (:data:`lead_hub.ranking.DEFAULT_METRICS`, :data:`lead_hub.ranking.DEFAULT_SAMPLES_PER_CLASS`),
+    and the result's status says which rule chose them. ``image_size`` 0 keeps each model's own preprocessing.
     ``metric_options``: ``METRIC.KEY=VALUE`` items as ``lead-hub rank --metric-option`` takes them, e.g.
     ``("lead.ntk=full",)`` for LEAD's whole-network NTK.
     """
@@ -98,8 +101,8 @@ class RankingRequest:
     models_from: str = MODELS_FROM_ZOO
     zoo: str = "demo"
     model_ids: str = ""
-    primary_metric: str = "lead"
-    other_metrics: tuple[str, ...] = ()
+    primary_metric: str = DEFAULT_METRICS[0]
+    other_metrics: tuple[str, ...] = DEFAULT_METRICS[1:]
     samples_per_class: int = DEFAULT_SAMPLES_PER_CLASS
     image_size: int = 64
     metric_options: tuple[str, ...] = ()
@@ -129,6 +132,8 @@ class _Plan:
     samples_per_class: int
     image_size: int | None
     metric_options: dict
+    defaults: str
+    """The defaults the visitor left as they were and the rule that chose them ("" when every choice was made)."""
 
 
 class _Stopped(Exception):
@@ -212,9 +217,9 @@ def stream_ranking(request: RankingRequest, *, results_dir: Path, limits: SpaceL
                     raise payload[0]
                 if kind == "done":
                     board = _named_after_upload(payload[0], upload_name, upload_digest)
-                    yield _final_update(board, results_dir, seconds)
+                    yield _final_update(board, results_dir, seconds, plan.defaults)
                 else:
-                    yield _stopped_update(scored, results_dir, seconds)
+                    yield _stopped_update(scored, results_dir, seconds, plan.defaults)
                 return
     finally:
         abandoned.set()
@@ -304,7 +309,29 @@ def _checked_plan(request: RankingRequest, limits: SpaceLimits) -> _Plan:
     except (KeyError, ValueError) as error:
         raise SpaceInputError(f"Metric options: {error_line(error)}") from error
     return _Plan(models, dataset, upload, request.split, metrics, samples,
-                 None if image_size == OWN_PREPROCESSING else image_size, metric_options)
+                 None if image_size == OWN_PREPROCESSING else image_size, metric_options,
+                 defaults_taken(metrics, samples))
+
+
+def defaults_taken(metrics: list[str], samples_per_class: int) -> str:
+    """The defaults of a ranking the visitor left as they were, and the rule that chose them: the line
+    ``lead-hub rank`` prints under its table (:func:`lead_hub.ranking.defaults_note`), with the page's fields to
+    change them; "" when the visitor chose both the metrics and the sample.
+
+    The metrics are the default when LEAD is ranked by and the other default metrics, in whatever order they were
+    ticked, are scored beside it.
+
+    Examples
+    --------
+    >>> defaults_taken(["lead", "pactran", "hscore"], 6).startswith("metrics lead, hscore, pactran (LEAD, and")
+    True
+    >>> defaults_taken(["lead"], 6)
+    ''
+    """
+    default_metrics = metrics[0] == DEFAULT_METRICS[0] and sorted(metrics[1:]) == sorted(DEFAULT_METRICS[1:])
+    return defaults_note(metrics=default_metrics, sample=samples_per_class == DEFAULT_SAMPLES_PER_CLASS,
+                         change_metrics="'Also score with' under More settings",
+                         change_sample="'Samples per class' under More settings", sample_as_in="the command line")
 
 
 def _checked_hub_dataset(dataset_id: str) -> str:
@@ -375,7 +402,9 @@ def _named_after_upload(board: Leaderboard, name: str | None, digest: str | None
     return replace(board, provenance=provenance)
 
 
-def _final_update(board: Leaderboard, results_dir: Path, seconds: float) -> RankingUpdate:
+def _final_update(board: Leaderboard, results_dir: Path, seconds: float, defaults: str = "") -> RankingUpdate:
+    """The last update of a ranking that ran to its end: the result, the defaults it took (``defaults``, see
+    :func:`defaults_taken`), skipped images, and a sentence per metric that cannot rank the models."""
     chart, files = _write_results(board, results_dir)
     where = _sample_description(board)
     if board.best_model is None:
@@ -387,11 +416,13 @@ def _final_update(board: Leaderboard, results_dir: Path, seconds: float) -> Rank
     skipped = board.provenance.get("skipped_images") or []
     if skipped:
         status += f" Skipped {len(skipped)} unreadable image(s): {listed(skipped, limit=3, separator='; ')}."
-    status = "\n\n".join([status, *(f"Warning: {warning}" for warning in board.warnings)])
+    status = "\n\n".join([status, *_defaults_paragraph(defaults),
+                           *(ranking_warning(warning, board.primary_metric) for warning in board.warnings)])
     return RankingUpdate(status, board, final=True, chart=chart, files=files)
 
 
-def _stopped_update(scored: tuple[int, int, Leaderboard] | None, results_dir: Path, seconds: float) -> RankingUpdate:
+def _stopped_update(scored: tuple[int, int, Leaderboard] | None, results_dir: Path, seconds: float,
+                    defaults: str = "") -> RankingUpdate:
     """The final update of a stopped ranking: the models scored by then, with their chart and files."""
     if scored is None:
         return RankingUpdate("Stopped before any model was scored; press Rank models to start again.", None,
@@ -402,7 +433,13 @@ def _stopped_update(scored: tuple[int, int, Leaderboard] | None, results_dir: Pa
         f"best so far by {board.primary_metric}: {short_name(board.best_model)}"
     status = (f"Stopped after {done} of {total} models on {_sample_description(board)}, in {seconds:.0f} s; "
               f"{best}. The table, the chart and the files hold these {done}.")
-    return RankingUpdate(status, board, final=True, chart=chart, files=files)
+    return RankingUpdate("\n\n".join([status, *_defaults_paragraph(defaults)]), board, final=True, chart=chart,
+                         files=files)
+
+
+def _defaults_paragraph(defaults: str) -> list[str]:
+    """The status's paragraph naming the defaults taken (none when the visitor chose every setting)."""
+    return [f"Defaults: {defaults}."] if defaults else []
 
 
 def _write_results(board: Leaderboard, results_dir: Path) -> tuple[Path, tuple[Path, ...]]:

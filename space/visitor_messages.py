@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from lead_hub import metrics as metric_registry
 from lead_hub.hub import HubAuthError, HubError, HubNetworkError
 from lead_hub.network import HubUnreachableError
 from lead_hub.public_names import redact_paths
@@ -62,6 +63,37 @@ def ranking_failure(error: BaseException) -> str:
         return plain_sentence(str(error))
     return (f"The ranking failed on the server ({_first_clause(error)}); press Rank models to try again, or rank "
             "fewer models or images.")
+
+
+def ranking_warning(warning: str, primary_metric: str) -> str:
+    """One sentence for a warning of a ranking that ended (``Leaderboard.warnings``: a metric that cannot rank the
+    models, with what to do), starting with "Warning:"; when the metric is not the one ranked by, the sentence adds
+    that the ranking is not affected (its column only cannot tell the models apart).
+
+    Parameters
+    ----------
+    warning
+        One of the leaderboard's warnings, as the command line prints it.
+    primary_metric
+        The metric the leaderboard is ranked by.
+
+    Returns
+    -------
+    str
+        A sentence as :func:`plain_sentence` gives.
+
+    Examples
+    --------
+    >>> ranking_warning("hscore cannot rank 2 models that all score 9 (a, b): it saturates. Use more samples per "
+    ...                 "class to tell them apart.", "lead")
+    'Warning: hscore cannot rank 2 models that all score 9 (a, b): it saturates; use more samples per class to tell \
+them apart; the ranking by lead is not affected.'
+    """
+    sentence = plain_sentence(f"Warning: {warning}")
+    metric = warning.split(" ", 1)[0]
+    if metric != primary_metric and metric in metric_registry.available():
+        sentence = f"{sentence.removesuffix('.')}; the ranking by {primary_metric} is not affected."
+    return sentence
 
 
 def publishing_failure(error: BaseException, repo_id: str) -> str:

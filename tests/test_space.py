@@ -24,7 +24,7 @@ from PIL import Image
 from lead_hub.archive import ArchiveError, ArchiveLimits
 from lead_hub.data import DataSourceError
 from lead_hub.leaderboard import Leaderboard
-from lead_hub.ranking import DEMO_DATASET, rank
+from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_METRICS_RULE, DEFAULT_SAMPLES_PER_CLASS, DEMO_DATASET, rank
 from lead_hub.zoo import load_zoo
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,7 @@ from ranking_job import (  # noqa: E402
     RankingRequest,
     SpaceInputError,
     SpaceLimits,
+    defaults_taken,
     offered_zoos,
     parse_model_ids,
     stream_ranking,
@@ -306,7 +307,8 @@ def test_the_demo_ranking_writes_the_csv_the_parquet_to_publish_and_the_chart(de
     # The parquet keeps the provenance `lead-hub push` publishes (the CSV cannot), the per-class rows their own.
     published = demo_run["parquet"]
     assert published.table["model_id"].tolist() == board.table["model_id"].tolist()
-    assert published.provenance["dataset"] == "eurosat_mini.zip" and published.provenance["metrics"] == ["lead"]
+    assert published.provenance["dataset"] == "eurosat_mini.zip"
+    assert published.provenance["metrics"] == list(DEFAULT_METRICS)  # the page's defaults, those of the CLI
     per_class = demo_run["per_class"]
     assert len(per_class) == len(DEMO_MODEL_IDS) * 10 and set(per_class["model_id"]) == set(DEMO_MODEL_IDS)
     assert per_class.groupby("model_id")["samples"].sum().eq(10 * QUICK_SAMPLES_PER_CLASS).all()
@@ -404,8 +406,56 @@ def test_a_metric_that_ties_every_model_is_flagged_in_the_final_status(tmp_path,
     # 60 images and features of 256 to 1,024 dimensions: H-score is K − 1 = 9 for every model, so it cannot rank.
     updates = list(stream_ranking(quick_request(primary_metric="hscore"), results_dir=tmp_path,
                                   cache_dir=feature_cache))
-    assert re.search(r"Warning: hscore cannot rank [2-6] models that all score 9 ", updates[-1].status)
-    assert "Warning" not in demo_run["updates"][-1].status  # LEAD orders the same models
+    ranked_by_hscore = updates[-1].status.split("\n\n")
+    tie = next(paragraph for paragraph in ranked_by_hscore if paragraph.startswith("Warning: hscore"))
+    assert re.match(r"Warning: hscore cannot rank [2-6] models that all score 9 \(", tie), tie
+    assert "use more samples per class" in tie and "not affected" not in tie  # the ranking itself is in doubt
+    assert_one_plain_sentence(tie)
+    # Ranked by LEAD (the default), the same tie is only the hscore column's: LEAD orders the models.
+    by_lead = demo_run["updates"][-1].status.split("\n\n")
+    warnings = [paragraph for paragraph in by_lead if paragraph.startswith("Warning:")]
+    assert warnings and all(paragraph.startswith("Warning: hscore cannot rank") for paragraph in warnings), by_lead
+    assert warnings[0].endswith("; the ranking by lead is not affected.")
+    assert_one_plain_sentence(warnings[0])
+
+
+def test_the_page_and_the_request_default_to_the_command_lines_metrics_and_sample():
+    assert (RankingRequest().primary_metric, *RankingRequest().other_metrics) == DEFAULT_METRICS
+    assert RankingRequest().samples_per_class == DEFAULT_SAMPLES_PER_CLASS
+    fields = {block.elem_id: block for block in app.build_demo().blocks.values() if getattr(block, "elem_id", None)}
+    assert fields["primary-metric"].value == DEFAULT_METRICS[0]
+    assert fields["other-metrics"].value == list(DEFAULT_METRICS[1:])  # ticked; a visitor can untick them
+    assert fields["samples-per-class"].value == DEFAULT_SAMPLES_PER_CLASS
+
+
+def test_the_defaults_taken_are_named_with_the_rule_that_chose_them_as_the_cli_names_them():
+    from lead_hub.cli import build_parser
+    from lead_hub.cli.rank import defaults_used
+
+    both = defaults_taken(list(DEFAULT_METRICS), DEFAULT_SAMPLES_PER_CLASS)
+    cli = defaults_used(build_parser().parse_args(["rank", "--zoo", "demo", "--dataset", "demo"]))
+    rule = f"metrics {', '.join(DEFAULT_METRICS)} ({DEFAULT_METRICS_RULE}; "
+    assert both.startswith(rule) and cli.startswith(rule)  # one wording, with each front end's way to change it
+    assert "'Also score with' under More settings" in both and "--" not in both
+    assert f"{DEFAULT_SAMPLES_PER_CLASS} images per class at most, as in the command line" in both
+    # Ticked in another order, the metrics are still the defaults; a changed choice is not named as a default.
+    assert defaults_taken(["lead", "pactran", "hscore"], 6) == both.split("; 30 images")[0]
+    assert defaults_taken(["lead"], DEFAULT_SAMPLES_PER_CLASS).startswith(f"{DEFAULT_SAMPLES_PER_CLASS} images")
+    assert defaults_taken(["lead", "hscore"], 6) == defaults_taken(["hscore", "lead", "pactran"], 6) == ""
+
+
+def test_the_final_and_the_stopped_status_name_the_defaults_taken_only(tmp_path):
+    import ranking_job
+
+    provenance = {"metrics": ["lead"], "dataset": "pets.zip", "split": "train", "samples": 40, "num_classes": 2}
+    board = Leaderboard.from_rows([{"model_id": "a", "lead": -1.0, "num_params": 1},
+                                   {"model_id": "b", "lead": -2.0, "num_params": 2}], provenance)
+    defaults = defaults_taken(list(DEFAULT_METRICS), DEFAULT_SAMPLES_PER_CLASS)
+    final = ranking_job._final_update(board, tmp_path, 3.0, defaults)
+    stopped = ranking_job._stopped_update((1, 2, board), tmp_path, 3.0, defaults)
+    for status in (final.status, stopped.status):
+        assert status.split("\n\n")[1] == f"Defaults: {defaults}."
+    assert "Defaults" not in ranking_job._final_update(board, tmp_path, 3.0, "").status
 
 
 def test_error_messages_keep_lead_hub_wording_and_name_unexpected_errors():
@@ -605,8 +655,10 @@ def client(feature_cache):
 
 
 def rank_arguments(upload: str, samples_per_class: int = QUICK_SAMPLES_PER_CLASS, metric_options: str = "") -> list:
-    return ["zip upload", handle_file(upload), "", "train", "shipped zoo", "demo", "", "lead", [], samples_per_class,
-            64, metric_options]
+    """The /rank endpoint's inputs: the page's defaults (LEAD, the other default metrics ticked, 64 px) but for
+    the upload, the sample and the metric options."""
+    return ["zip upload", handle_file(upload), "", "train", "shipped zoo", "demo", "", DEFAULT_METRICS[0],
+            list(DEFAULT_METRICS[1:]), samples_per_class, 64, metric_options]
 
 
 @pytest.fixture(scope="module")
@@ -623,6 +675,10 @@ def test_the_launched_app_ranks_the_demo_zip_streaming_partial_tables(launched_d
     assert outputs[0][0].startswith("Ranking: the table fills in") and outputs[0][2:] == (None, None)
     assert len(outputs) >= 3 and outputs[1][0].startswith("Scored 1 of 6 models")
     assert status.startswith(r"Ranked 6 models on eurosat\_mini.zip \[train\]")  # Markdown, escaped as typed
+    # The page's default metrics are named with their rule; the sample was chosen, so it is not named as a default.
+    assert re.search(r"\n\nDefaults: metrics lead, hscore, pactran \\\(LEAD, and the offline benchmark's best peers",
+                     status), status
+    assert "images per class at most" not in status
     rows = pd.DataFrame(table["data"], columns=table["headers"])
     assert sorted(rows["model"]) == DEMO_MODEL_NAMES and rows["rank"].tolist() == ["1", "2", "3", "4", "5", "6"]
     assert [Path(path).name for path in files] == list(RESULT_FILES)

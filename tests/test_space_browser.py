@@ -1,14 +1,15 @@
 """The Space in a real browser: headless Chromium (Debian's package) driven by Playwright.
 
 What a visitor sees is checked on the rendered page, by element boxes and text, not only "the page loads": the
-form's button above the fold at 1366×900, the progress drawn on the status line only while the table fills in
-model by model, hostile names shown as typed and no server path anywhere, the metric description and the "also
-score with" choices following "Rank by", a tie warning, and a phone-width layout without sideways scrolling. At
-both 1366×900 and 390 px wide: no empty result boxes and a disabled, smaller Stop before a ranking, bold words in
-the page's font; after a ranking the chart in view, the table's score column readable, the CSV and the parquet
-(with the run's provenance, as ``lead-hub push`` needs) offered; Stop keeping the model in progress, offering the
-partial ranking's chart and files and leaving no ranking thread behind; a bad upload told in one sentence on the
-status line, in view, with no pop-up and no badge over it.
+form's button above the fold at 1366×900, the progress drawn on the status line only while the table fills in model
+by model, hostile names shown as typed and no server path anywhere, the command line's default metrics ticked, the
+metric description and the "also score with" choices following "Rank by", a tie warning, and a phone-width layout
+without sideways scrolling. At both 1366×900 and 390 px wide: no empty result boxes and a disabled, smaller Stop
+before a ranking, bold words in the page's font; after a ranking the chart in view, the default metrics named with
+the rule that chose them, the first score column readable and the other score columns in the table (reached by
+scrolling the table on a phone), the CSV and the parquet (with the run's provenance, as ``lead-hub push`` needs)
+offered; Stop keeping the model in progress, offering the partial ranking's chart and files and leaving no ranking
+thread behind; a bad upload told in one sentence on the status line, in view, with no pop-up and no badge over it.
 
 With ``LEAD_HUB_SCREENSHOT_DIR`` set, the tests at both widths leave ``ranked``, ``stopped`` and ``bad_upload``
 screenshots of the viewport there (``tools/refresh_docs.py --screenshot`` keeps them under space/screenshots/).
@@ -35,7 +36,7 @@ from test_space import (  # noqa: F401 - feature_cache is a fixture shared with 
 )
 
 from lead_hub.leaderboard import Leaderboard
-from lead_hub.ranking import DEMO_DATASET
+from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_METRICS_RULE, DEMO_DATASET
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGUMENTS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -226,6 +227,25 @@ def choose_primary_metric(page, name: str) -> None:
     page.get_by_role("option", name=name, exact=True).click()
 
 
+def column_cells(page, header: str) -> list[dict]:
+    """The table's drawn body cells in the column headed ``header``: their text and box (x, right)."""
+    return page.locator("#leaderboard-table").evaluate("""(table, header) => {
+        const heading = [...table.querySelectorAll('th[data-heading]')].find(th => th.innerText.trim() === header);
+        if (!heading) return [];
+        return [...table.querySelectorAll(`[role=gridcell][data-col="${heading.dataset.heading}"]`)]
+            .map(cell => cell.getBoundingClientRect().width > 0 && {text: cell.innerText.trim(),
+                                                                   x: cell.getBoundingClientRect().x,
+                                                                   right: cell.getBoundingClientRect().right})
+            .filter(Boolean);
+    }""", header)
+
+
+def default_metrics_sentence() -> str:
+    """How the status names the page's default metrics and the rule that chose them (ranking_job.defaults_taken)."""
+    return (f"Defaults: metrics {', '.join(DEFAULT_METRICS)} ({DEFAULT_METRICS_RULE}; 'Also score with' under More "
+            "settings)")
+
+
 def shown_model_names(page) -> list[str]:
     text = page.locator("#leaderboard-table").inner_text()
     return [name for name in DEMO_MODEL_NAMES if name in text]
@@ -238,6 +258,16 @@ def test_the_form_fits_a_laptop_screen_with_rank_and_stop_above_the_fold(page):
     assert page.locator("#metric-description").get_by_text("LEAD").is_visible()
     # The example inputs are on the page too.
     assert page.get_by_text("demo zip, demo zoo, LEAD").is_visible()
+    # The command line's default metrics: LEAD ranks, the others are ticked under More settings, and a visitor
+    # can untick them.
+    assert page.locator("#primary-metric input").input_value() == DEFAULT_METRICS[0]
+    page.locator("#more-settings").get_by_text("More settings").click()
+    others = page.locator("#other-metrics")
+    ticked = [name for name in DEFAULT_METRICS[1:] if others.get_by_label(name, exact=True).is_checked()]
+    assert ticked == list(DEFAULT_METRICS[1:])
+    assert others.locator("input:checked").count() == len(DEFAULT_METRICS) - 1
+    others.get_by_label(DEFAULT_METRICS[1], exact=True).uncheck()
+    assert not others.get_by_label(DEFAULT_METRICS[1], exact=True).is_checked()
 
 
 def test_rows_appear_model_by_model_with_the_progress_on_the_status_line_only(page, tmp_path):
@@ -324,10 +354,14 @@ def test_rank_by_changes_the_description_and_the_other_choices_and_ties_are_flag
     others = page.locator("#other-metrics")  # in the settings left open
     others.get_by_label("lead", exact=True).wait_for(timeout=30_000)
     assert others.get_by_label("hscore", exact=True).count() == 0
+    assert others.get_by_label("pactran", exact=True).is_checked()  # the other default stays ticked
     click_rank(page)
     ended = final_status(page)
     assert "Ranked 6 models" in ended, ended
-    assert re.search(r"Warning: hscore cannot rank [2-6] models that all score 9 ", ended), ended
+    # Ranked by the tied metric, the ranking itself is in doubt: one sentence saying what to do.
+    tie = re.search(r"Warning: hscore cannot rank [2-6] models that all score 9 .*", ended)
+    assert tie and "use more samples per class" in tie.group() and "not affected" not in tie.group(), ended
+    assert "Defaults:" not in ended  # the visitor chose the metrics and the sample: no default to name
 
 
 def test_before_a_ranking_no_empty_result_box_a_quiet_disabled_stop_and_bold_in_the_pages_font(sized_page):
@@ -364,28 +398,50 @@ def test_a_ranking_offers_the_chart_in_view_the_scores_and_the_files_to_publish(
     click_rank(page)
     ended = final_status(page)
     assert "Ranked 6 models on eurosat_mini.zip [train], 50 images in 10 classes" in ended, ended
+    # The default metrics are named with the rule that chose them; the sample was the visitor's, so it is not.
+    assert default_metrics_sentence() in ended and "images per class at most" not in ended, ended
     chart = page.locator("#leaderboard-chart img[src*='leaderboard.png']")
     chart.wait_for(timeout=60_000)
     page.evaluate("() => window.scrollTo(0, 0)")
     table = page.locator("#leaderboard-table")
-    score_header = table.get_by_role("columnheader", name="lead", exact=True).first
+    primary, *others = DEFAULT_METRICS
+    score_header = table.get_by_role("columnheader", name=primary, exact=True).first
     if page.viewport_name == "laptop":
-        # The whole chart is in view without scrolling, below the table in the results column.
+        # The whole chart is in view without scrolling, below the table in the results column, with the status's
+        # defaults and warning above the table and every score column in the table's width.
         assert box(chart)["y"] + box(chart)["height"] <= LAPTOP["height"], "the chart is below the fold"
         assert box(chart)["y"] >= box(table)["y"] + box(table)["height"]
+        for name in DEFAULT_METRICS:
+            header = box(table.get_by_role("columnheader", name=name, exact=True).first)
+            assert header["x"] + header["width"] <= box(table)["x"] + box(table)["width"], f"{name} is cut off"
     else:
-        # The page itself never scrolls sideways; the score column is in view beside the model names, and the
-        # chart keeps legible labels (drawn at least 800 px wide, in a box that scrolls sideways).
+        # The page itself never scrolls sideways; the first score column is in view beside the model names, and
+        # the chart keeps legible labels (drawn at least 800 px wide, in a box that scrolls sideways).
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
         assert box(score_header)["x"] + box(score_header)["width"] <= PHONE["width"], "the score column is cut off"
         assert box(chart)["width"] >= 800
         # It starts at the box's left edge, so the model names are in view and the rest is reached by scrolling.
         assert box(chart)["x"] >= box(page.locator("#leaderboard-chart"))["x"] - 1
     assert page.locator("#leaderboard-chart input[type=file]").count() == 0  # a result, not an upload field
-    # Each model's score is shown, and on a phone within the screen's width.
-    scores = table.get_by_text(re.compile(r"^-?\d\.\d+$")).filter(visible=True)
-    assert scores.count() == len(DEMO_MODEL_NAMES), table.inner_text()
-    assert box(scores.first)["x"] + box(scores.first)["width"] <= VIEWPORTS[page.viewport_name]["width"]
+    # Each model's score is shown in the first score column, and on a phone within the screen's width.
+    width = VIEWPORTS[page.viewport_name]["width"]
+    scores = column_cells(page, primary)
+    assert len(scores) == len(DEMO_MODEL_NAMES), (scores, table.inner_text())
+    assert all(re.fullmatch(r"-?\d\.\d+", cell["text"]) and cell["right"] <= width for cell in scores), scores
+    if page.viewport_name == "phone":
+        # The other score columns are reached by scrolling the table sideways, not the page.
+        viewport = page.locator("#leaderboard-table .virtual-table-viewport")
+        for name in others:
+            viewport.evaluate("""(viewport, name) => {
+                const heading = [...viewport.querySelectorAll('th[data-heading]')]
+                    .find(th => th.innerText.trim() === name);
+                viewport.scrollLeft += heading.getBoundingClientRect().left - viewport.getBoundingClientRect().left;
+            }""", name)
+            cells = column_cells(page, name)
+            assert len(cells) == len(DEMO_MODEL_NAMES), (name, cells)
+            assert all(0 <= cell["x"] and cell["right"] <= width for cell in cells), (name, cells)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        viewport.evaluate("viewport => { viewport.scrollLeft = 0; }")
     # CSV and parquet are offered; the parquet keeps the run's provenance, which `lead-hub push` publishes.
     files = offered_files(page)
     assert {"leaderboard.csv", "leaderboard.parquet", "leaderboard_per_class.parquet"} <= set(files), files

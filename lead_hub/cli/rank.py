@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lead_hub.cache import CACHE_VARIABLE, DEFAULT_CACHE_DIR, UNPUBLISHED_DIR
-from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_SAMPLES_PER_CLASS
+from lead_hub.ranking import DEFAULT_METRICS, DEFAULT_SAMPLES_PER_CLASS, defaults_note
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -169,15 +169,13 @@ def run_rank(arguments: argparse.Namespace) -> int:
 
 
 def defaults_used(arguments: argparse.Namespace) -> str:
-    """The defaults a ranking took and the rule that chose them, in one line ("" when every choice was given)."""
-    parts = []
-    if arguments.metrics == list(DEFAULT_METRICS):
-        parts.append(f"metrics {', '.join(DEFAULT_METRICS)} (LEAD, and the offline benchmark's best peers at full data "
-                     "and in low data; --metrics)")
-    if arguments.samples_per_class is None and arguments.max_samples is None and not arguments.all_samples:
-        parts.append(f"{DEFAULT_SAMPLES_PER_CLASS} images per class at most, as in the Space (--samples-per-class, "
-                     "--all-samples)")
-    return "; ".join(parts)
+    """The defaults a ranking took and the rule that chose them, in one line ("" when every choice was given):
+    :func:`lead_hub.ranking.defaults_note` with the flags that change them."""
+    sample_given = arguments.samples_per_class is not None or arguments.max_samples is not None \
+        or arguments.all_samples
+    return defaults_note(metrics=arguments.metrics == list(DEFAULT_METRICS), sample=not sample_given,
+                         change_metrics="--metrics", change_sample="--samples-per-class, --all-samples",
+                         sample_as_in="the Space")
 
 
 def print_leaderboard(board, console: Console, command: str) -> None:
