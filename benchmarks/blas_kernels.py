@@ -8,7 +8,8 @@ kernel below runs in its own process (``--worker``) and recomputes
 
 * ``reproducible``: the committed benchmark scores the reproducibility test reruns (:func:`reproducible_subset`:
   two zoo models on flowers5, the previous head-only default and a head-NTK variant at full data and one low-data
-  draw, the whole-network variant for one model); features and whole-network norms come from torch, whose kernels
+  draw, a whole-network variant for one model; on coil20, one of the added targets, the previous default and
+  the whole-network default); features and whole-network norms come from torch, whose kernels
   ``OPENBLAS_CORETYPE`` does not touch, so they are computed once and shared through ``--cache-dir``;
 * ``roundoff``: the synthetic rows of ``benchmarks/results/lead_roundoff.csv`` (``lead_roundoff.measure``),
 
@@ -39,13 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmark import regimes  # noqa: E402
 from benchmark_lead import (BENCHMARK_LEAD_GRIDS, FULL_NTK_SAMPLES_PER_CLASS, LOG_INITS, LeadGrid,  # noqa: E402
-                            score_lead_target)
+                            full_regime, score_lead_target)
 
 RESULTS = REPOSITORY / "benchmarks" / "results"
 SHARED = Path(os.environ.get("LEAD_HUB_SHARED_DATA", REPOSITORY.parent / "shared" / "data"))
 #: OpenBLAS kernels of x86-64 CPUs from 2008 (Prescott) to 2017 (SkylakeX); every one runs on a newer CPU.
 KERNELS = ("SkylakeX", "Haswell", "Sandybridge", "Prescott")
 TARGET = "flowers5"
+#: One of the six added development targets, the cheapest (960 images of 32 px).
+ADDED_TARGET = "coil20"
+#: LEAD's whole-network default as the benchmark names it (pre-registered variant c).
+WHOLE_NETWORK_DEFAULT = "lead ntk=full head_input=standardized S=64 fit=in_sample c=1e-08 ce_form=prob"
 MODELS = ("mobilenetv1_025.coral_in1k", "mobilenetv1_025.mlperf_vww")  # the two smallest zoo folders
 KEYS = ["target", "variant", "regime", "draw", "model"]
 ROUNDOFF_FIGURES = ("max_relative_change", "median_relative_change", "max_relative_change_log_init_alone",
@@ -76,18 +81,26 @@ def _full_grid() -> LeadGrid:
 
 
 def reproducible_subset(shared_data: Path, cache_dir: Path) -> pd.DataFrame:
-    """The benchmark's own scoring of a small part of ``metric_scores.csv``, from the images (10 rows, ``KEYS`` and
+    """The benchmark's own scoring of a small part of ``metric_scores.csv``, from the images (14 rows, ``KEYS`` and
     ``score``): the two smallest zoo models on flowers5 with the previous default and a head-NTK variant at full
-    data and on one 5-per-class draw, and the whole-network variant for the first model at full data and on one
-    2-per-class draw. Scored with one BLAS thread, as ``run_benchmark.py`` scores."""
+    data and on one 5-per-class draw, and a whole-network variant for the first model at full data and on one
+    2-per-class draw; on coil20 (an added target) the two models with the previous default at full data, and
+    LEAD's whole-network default for the first model at full data and on one 2-per-class draw. Scored with one BLAS thread, as
+    ``run_benchmark.py`` scores."""
     model_ids = [f"local-dir:{shared_data / 'zoo' / model}" for model in MODELS]
-    folder = shared_data / "targets" / TARGET
+    folder, added = shared_data / "targets" / TARGET, shared_data / "targets" / ADDED_TARGET
     with threadpool_limits(1):
-        head = score_lead_target(TARGET, folder, model_ids, _head_grids(), cache_dir=cache_dir,
-                                 regimes_of=_fast_regimes)
-        full = score_lead_target(TARGET, folder, model_ids[:1], [_full_grid()], cache_dir=cache_dir,
-                                 full_ntk_regimes_of=_whole_network_regimes)
-    return pd.concat([head, full], ignore_index=True)[[*KEYS, "score"]]
+        tables = [
+            score_lead_target(TARGET, folder, model_ids, _head_grids(), cache_dir=cache_dir, regimes_of=_fast_regimes),
+            score_lead_target(TARGET, folder, model_ids[:1], [_full_grid()], cache_dir=cache_dir,
+                              full_ntk_regimes_of=_whole_network_regimes),
+            score_lead_target(ADDED_TARGET, added, model_ids, [BENCHMARK_LEAD_GRIDS["default"]], cache_dir=cache_dir,
+                              regimes_of=full_regime),
+            score_lead_target(ADDED_TARGET, added, model_ids[:1], BENCHMARK_LEAD_GRIDS["full-standardized"].restricted(
+                [WHOLE_NETWORK_DEFAULT]), cache_dir=cache_dir, regimes_of=full_regime,
+                full_ntk_regimes_of=_whole_network_regimes),
+        ]
+    return pd.concat(tables, ignore_index=True)[[*KEYS, "score"]]
 
 
 def committed_scores() -> pd.DataFrame:

@@ -12,7 +12,9 @@ largest of those, so the test holds on any x86-64 CPU (CI runs it again under a 
 The subset (:func:`blas_kernels.reproducible_subset`): two zoo models on flowers5, the previous head-only default
 and a head-NTK variant at full data and on one low-data draw, and the whole-network variant (64 NTK rows per class)
 for one model at full data and on one 2-per-class draw: its norms are a forward and backward pass through the
-backbone per row, about 20 s of CPU for the cheapest zoo model.
+backbone per row, about 20 s of CPU for the cheapest zoo model. On coil20, one of the six development targets
+added later, the same two models with the previous default at full data, and LEAD's whole-network default for the
+first model at full data and on one 2-per-class draw.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ pytestmark = pytest.mark.shared_data
 
 def test_committed_lead_scores_reproduce_from_the_shared_data(shared_data, tmp_path):
     table = blas_kernels.reproducible_subset(shared_data, tmp_path)
-    # default and head variant: 2 regimes × 2 models each; whole-network variant: 2 regimes × 1 model
-    assert len(table) == 10 and table["score"].notna().all(), table
+    # flowers5: default and head variant, 2 regimes × 2 models each; a whole-network variant, 2 regimes × 1 model;
+    # coil20: default at full data × 2 models; the whole-network default, 2 regimes × 1 model
+    assert len(table) == 14 and table["score"].notna().all(), table
     merged = table.merge(blas_kernels.committed_scores(), on=blas_kernels.KEYS, how="left",
                          suffixes=("", "_committed"), validate="one_to_one")
     assert merged["score_committed"].notna().all(), merged.loc[merged["score_committed"].isna(), blas_kernels.KEYS]
