@@ -253,8 +253,10 @@ def test_norms_of_a_real_zoo_model_equal_the_autograd_loop(shared_data):
     rows = np.arange(0, 20, 4)
     result = sample_sq_norms(model, target, rows, features, num_workers=0, progress=False)
     expected = autograd_loop_sq_norms(model, target, rows, ntk_head(features, len(target.class_names)))
-    # float32 ReLU6 kinks can move one sample's norm by ~1e-3 (see lead_hub.ntk); most agree to ~1e-6
-    np.testing.assert_allclose(result.sq_norms, expected, rtol=2e-3)
+    # Most rows agree to ~1e-6. A ReLU6 input that sits at a kink in float32 moves one row's norm by up to 5.2e-3
+    # (benchmarks/results/ntk_methods.csv: max over three zoo models and 16 images each), and which rows sit at a
+    # kink depends on the CPU's convolution kernels, so every row is held to twice that and the median to 1e-4.
+    np.testing.assert_allclose(result.sq_norms, expected, rtol=1e-2)
     assert np.median(np.abs(result.sq_norms - expected) / expected) < 1e-4
     assert (result.backbone_sq_norms > 10 * result.head_sq_norms).all()
 
