@@ -9,6 +9,7 @@ where the low rate won, then missing 1e-4 grid points of development pairs, then
 then the sanity target cifar10. The development pairs are those of all eleven development targets.
 
     nohup nice -n 15 python benchmarks/lr_grid_edge.py --stop-at 02:40 > /tmp/lr_grid_edge.log 2>&1 &
+    python benchmarks/lr_grid_edge.py --parallel 14   # on a GPU machine: up to 14 pairs' steps at a time
     python benchmarks/lr_grid_edge.py --plan      # print the steps still to run, run nothing
     python benchmarks/lr_grid_edge.py --write-truth   # rewrite ground_truth.csv by the extended grid's rule
 
@@ -19,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +34,7 @@ import ground_truth  # noqa: E402
 
 from benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS  # noqa: E402
 from lead_hub.finetune import read_runs  # noqa: E402
-from lead_hub.finetune_truth import edge_steps  # noqa: E402
+from lead_hub.finetune_truth import EdgeStep, edge_steps  # noqa: E402
 
 LOW_RATE_RUNS = ground_truth.LOW_RATE_RUNS
 
@@ -38,6 +42,8 @@ LOW_RATE_RUNS = ground_truth.LOW_RATE_RUNS
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stop-at", default=None, help="HH:MM (machine clock): start no new step after it")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="run the steps of up to this many pairs at once, each in its own process (default 1)")
     parser.add_argument("--plan", action="store_true", help="print the steps still to run and exit")
     parser.add_argument("--write-truth", action="store_true",
                         help="rewrite ground_truth.csv from all runs by the extended grid's rule and exit")
@@ -45,32 +51,76 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.write_truth:
         write_truth(ground_truth.RESULTS / "ground_truth.csv")
         return 0
+    if arguments.parallel < 1:
+        parser.error("--parallel must be at least 1")
     deadline = _deadline(arguments.stop_at)
-    while True:
-        runs = read_runs(ground_truth.RESULTS / "ground_truth_runs.csv")
-        low = read_runs(LOW_RATE_RUNS)
-        steps = edge_steps(runs, low, (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS), ground_truth.TARGETS,
-                           ground_truth.ZOO)
-        if arguments.plan:
-            for step in steps:
-                print(step)
+    running: dict[tuple[str, str], subprocess.Popen] = {}
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="lead_hub_lr_grid_edge_") as scratch:
+        while True:
+            for pair, process in list(running.items()):
+                if process.poll() is not None:
+                    failed += process.returncode != 0
+                    del running[pair]
+            steps = planned_steps()
+            if arguments.plan:
+                for step in steps:
+                    print(step)
+                return 0
+            past_deadline = deadline is not None and dt.datetime.now() > deadline
+            if not failed and not past_deadline:
+                for step in steps_to_start(steps, set(running), arguments.parallel - len(running)):
+                    print(f"step: {step}", flush=True)
+                    summary = Path(scratch) / f"{step.target}_{step.model}.csv"
+                    running[(step.target, step.model)] = subprocess.Popen(step_command(step, summary))
+            if running:
+                _wait_any(running.values())
+                continue
+            if failed:
+                print(f"{failed} step(s) failed (their output is above); rerun this command to resume", flush=True)
+                return 1
+            if steps:
+                print(f"--stop-at {arguments.stop_at} reached with {len(steps)} steps left; rerun this command to "
+                      "resume", flush=True)
+            else:
+                print("grid edge settled: no step left", flush=True)
             return 0
-        if not steps:
-            print("grid edge settled: no step left", flush=True)
-            return 0
-        if deadline is not None and dt.datetime.now() > deadline:
-            print(f"--stop-at {arguments.stop_at} reached with {len(steps)} steps left; rerun this command to resume",
-                  flush=True)
-            return 0
-        step = steps[0]
-        print(f"step: {step}", flush=True)
-        code = ground_truth.main([
-            "--targets", step.target, "--models", step.model, "--runs-csv", str(LOW_RATE_RUNS),
-            "--summary-csv", str(Path("/tmp") / "lead_hub_lr_grid_edge_summary.csv"),
+
+
+def planned_steps() -> list[EdgeStep]:
+    """The steps still needed, most informative first (:func:`lead_hub.finetune_truth.edge_steps`)."""
+    runs = read_runs(ground_truth.RESULTS / "ground_truth_runs.csv")
+    low = read_runs(LOW_RATE_RUNS)
+    return edge_steps(runs, low, (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS), ground_truth.TARGETS,
+                      ground_truth.ZOO)
+
+
+def steps_to_start(steps: list[EdgeStep], running_pairs: set[tuple[str, str]], free: int) -> list[EdgeStep]:
+    """The first ``free`` steps of the plan whose (target, model) pair has no step running: a pair's next step
+    depends on its last one's validation accuracy, so a pair never runs two steps at once."""
+    chosen, pairs = [], set(running_pairs)
+    for step in steps:
+        if len(chosen) >= free:
+            break
+        if (step.target, step.model) not in pairs:
+            chosen.append(step)
+            pairs.add((step.target, step.model))
+    return chosen
+
+
+def step_command(step: EdgeStep, summary_csv: Path) -> list[str]:
+    """The ``ground_truth.py`` call of one step; its runs go to the low-rate runs CSV (shared under a file lock)."""
+    return [sys.executable, ground_truth.__file__, "--targets", step.target, "--models", step.model,
+            "--runs-csv", str(LOW_RATE_RUNS), "--summary-csv", str(summary_csv),
             "--learning-rates", *(f"{rate:g}" for rate in step.learning_rates),
-            "--seeds", *(str(seed) for seed in step.seeds), "--threads", "1"])
-        if code:
-            return code
+            "--seeds", *(str(seed) for seed in step.seeds), "--threads", "1"]
+
+
+def _wait_any(processes, poll_seconds: float = 2.0) -> None:
+    """Block until one of ``processes`` ends."""
+    processes = list(processes)
+    while all(process.poll() is None for process in processes):
+        time.sleep(poll_seconds)
 
 
 def write_truth(summary_csv: Path) -> None:

@@ -58,3 +58,19 @@ def test_the_parallel_parent_forwards_everything_but_its_own_options():
     argv = ["--parallel", "4", "--claim-dir=/tmp/c", "--worker", "0/2", "--epochs", "1", "--targets", "eurosat"]
     assert ground_truth._without_options(argv, ("--parallel", "--claim-dir", "--worker")) == [
         "--epochs", "1", "--targets", "eurosat"]
+
+
+def test_the_parallel_grid_edge_never_runs_two_steps_of_one_pair_and_keeps_the_plans_order():
+    import lr_grid_edge
+    from lead_hub.finetune_truth import EdgeStep
+
+    plan = [EdgeStep("t", "a", (0.0003, 0.0001), (0, 1), "1e-4 won"), EdgeStep("t", "b", (0.0001,), (0,), "missing"),
+            EdgeStep("u", "a", (0.0001,), (0,), "missing"), EdgeStep("t", "c", (0.0001,), (0,), "missing")]
+    started = lr_grid_edge.steps_to_start(plan, {("t", "b")}, free=2)
+    assert [(step.target, step.model) for step in started] == [("t", "a"), ("u", "a")]
+    assert lr_grid_edge.steps_to_start(plan, set(), free=0) == []
+    command = lr_grid_edge.step_command(plan[0], tmp_summary := REPOSITORY_ROOT / "x.csv")
+    assert command[command.index("--runs-csv") + 1] == str(lr_grid_edge.LOW_RATE_RUNS)
+    assert command[command.index("--summary-csv") + 1] == str(tmp_summary)
+    assert command[command.index("--learning-rates") + 1:command.index("--seeds")] == ["0.0003", "0.0001"]
+    assert command[command.index("--seeds") + 1:command.index("--threads")] == ["0", "1"]
