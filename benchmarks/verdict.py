@@ -4,6 +4,8 @@
                                                   # then writes benchmarks/results/verdict.md (once)
     python benchmarks/verdict.py --targets eurosat pacs_photo pacs_sketch flowers5 fashion_mnist --write /tmp/v.md
                                                   # a test of the machinery on a subset: never the verdict
+    python benchmarks/verdict.py --rule r3b       # the revision R3b of the metrics shown beside LEAD (written
+                                                  # once, to results/verdict_r3b.md; the verdict stays)
 
 Reads the metric scores (``results/metric_scores.csv``) and the ground truth's runs (``results/ground_truth_runs.csv``
 and the grid edge's ``ground_truth_runs_lr1e-4.csv``, from which ``ground_truth.csv`` is written), keeps the
@@ -26,7 +28,7 @@ from benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS
 from lead_hub.evaluation import BootstrapTau, rank_quality
 from lead_hub.finetune import read_runs
 from lead_hub.finetune_truth import extended_grid_truth, final_runs
-from lead_hub.leaderboard import markdown_table
+from lead_hub.leaderboard import markdown_table, tied_groups
 
 TARGETS = (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS)
 #: The peers: every metric of the registry but LEAD, as scored in metric_scores.csv when the rule was fixed.
@@ -50,6 +52,10 @@ HEAD_INCUMBENT = HEAD_ONLY["b"]
 WHOLE_NETWORK_INCUMBENT = WHOLE_NETWORK["c"]  # the default LEAD of the figures' paired differences
 SEEDS = (0, 1)
 REFUSED = 2
+#: R3b (benchmarks/preregistration.md, revision after the verdict): a peer is shown beside LEAD only if, in every
+#: regime, its scores leave at most this many of a target's 12 models without a rank of their own (tied with another
+#: model's score, or no score), on average over targets and draws.
+R3B_MOST_UNRANKED = 3
 
 
 def lead_variants() -> dict[str, list[str]]:
@@ -178,6 +184,47 @@ def verdict_report(scores: pd.DataFrame, truth: pd.DataFrame, finals: pd.DataFra
     return "\n\n".join(sections) + "\n"
 
 
+def unranked_models(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per variant (rows) and regime (columns): the mean over targets and draws of the models without a rank of
+    their own, tied with another model's score (``lead_hub.leaderboard.tied_groups``) or without a score."""
+    def count(group: pd.DataFrame) -> int:
+        values = group["score"].to_numpy(float)
+        return int(sum(mask.sum() for mask in tied_groups(values)) + np.isnan(values).sum())
+
+    per_draw = scores.groupby(["variant", "regime", "target", "draw"])[["score"]].apply(count).rename("unranked")
+    table = per_draw.groupby(["variant", "regime"]).mean().unstack("regime")
+    return table.reindex(columns=["full", *report.LOW_DATA])
+
+
+def r3b_report(scores: pd.DataFrame, finals: pd.DataFrame, targets, resamples: int = report.RESAMPLES) -> str:
+    """The markdown of R3b: R3 among the peers that rank (at most ``R3B_MOST_UNRANKED`` unranked models in every
+    regime)."""
+    targets = tuple(targets)
+    scores = scores[scores["target"].isin(targets)]
+    full = report.full_data_bootstraps(scores, finals, resamples, targets)["truth"]
+    low = report.low_data_bootstraps(scores, finals, resamples, targets)["mean"]
+    unranked = unranked_models(scores[scores["variant"].isin(PEERS)])
+    eligible = [peer for peer in PEERS if unranked.loc[peer].max() <= R3B_MOST_UNRANKED]
+    best_full, best_low = best(full, eligible), best(low, eligible)
+    shown = list(dict.fromkeys([best_full, best_low]))
+    table = unranked.rename(columns={regime: f"unranked, {regime}" for regime in unranked.columns})
+    table["mean τw, full [95% CI]"] = [report.interval(*full.mean_interval(peer, report.CONFIDENCE)) for peer in table.index]
+    table["mean τw, low data [95% CI]"] = [report.interval(*low.mean_interval(peer, report.CONFIDENCE))
+                                          for peer in table.index]
+    table["R3b"] = ["eligible" if peer in eligible else "excluded: ties" for peer in table.index]
+    return "\n\n".join([
+        "# Revision R3b of the metrics shown beside LEAD",
+        f"The revision and why: [benchmarks/preregistration.md](../preregistration.md), section R3b. The verdict it "
+        f"revises stays in [verdict.md](verdict.md). Applied to the same {len(targets)} targets and scores; a model "
+        f"is unranked when its score equals another model's (1e-9 relative) or is missing; a peer is eligible when "
+        f"at most {R3B_MOST_UNRANKED} of the {scores['model'].nunique()} models are unranked on average in every "
+        f"regime. Intervals as in the verdict ({resamples} resamples, seed {report.BOOTSTRAP_SEED}).",
+        markdown_table(table.reset_index(names="peer"), float_format=".2f"),
+        f"- **R3b, metrics shown beside LEAD**: {', '.join(f'`{name}`' for name in shown)} (highest mean τw among "
+        f"the eligible peers at full data: `{best_full}`; in low data: `{best_low}`).",
+    ]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+", default=None,
@@ -186,10 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=report.RESULTS / "ground_truth_runs.csv")
     parser.add_argument("--low-rate-runs", type=Path, default=report.RESULTS / "ground_truth_runs_lr1e-4.csv")
     parser.add_argument("--resamples", type=int, default=report.RESAMPLES)
+    parser.add_argument("--rule", choices=["preregistered", "r3b"], default="preregistered",
+                        help="r3b: the revision of R3 (writes results/verdict_r3b.md once; the verdict stays)")
     parser.add_argument("--write", type=Path, default=None,
                         help="where the markdown goes (default: results/verdict.md, written once, without --targets)")
     arguments = parser.parse_args(argv)
-    verdict_md = report.RESULTS / "verdict.md"
+    verdict_md = report.RESULTS / ("verdict_r3b.md" if arguments.rule == "r3b" else "verdict.md")
     subset = arguments.targets is not None
     write = arguments.write or (None if subset else verdict_md)
     if subset and write is not None and write.resolve() == verdict_md.resolve():
@@ -214,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
               f"seeds {SEEDS[0]} and {SEEDS[1]} and every pre-registered variant's scores. Missing:\n"
               + "\n".join(missing), file=sys.stderr)
         return REFUSED
-    text = verdict_report(scores, truth, finals, targets, arguments.resamples, subset)
+    if arguments.rule == "r3b":
+        text = r3b_report(scores, finals, targets, arguments.resamples)
+    else:
+        text = verdict_report(scores, truth, finals, targets, arguments.resamples, subset)
     print(text)
     if write is not None:
         write.write_text(text)

@@ -595,6 +595,23 @@ def display_names(model_ids) -> dict[str, str]:
             depth[model_id] += 1
 
 
+def tied_groups(scores: np.ndarray) -> list[np.ndarray]:
+    """Boolean masks over ``scores``, one per group of two or more finite scores that are equal: within 1e-9
+    relative (1e-12 absolute) of the group's first score. NaN scores belong to no group."""
+    scores = np.asarray(scores, dtype=float)
+    finite = np.isfinite(scores)
+    grouped = ~finite
+    groups = []
+    for index in np.flatnonzero(finite):
+        if grouped[index]:
+            continue
+        tied = finite & np.isclose(scores, scores[index], rtol=1e-9, atol=1e-12)
+        grouped |= tied
+        if tied.sum() >= 2:
+            groups.append(tied)
+    return groups
+
+
 def ranking_warnings(table: pd.DataFrame, metrics: list[str], samples: int | None = None) -> list[str]:
     """One sentence per metric that does not order the models of ``table``, saying what to do instead.
 
@@ -614,12 +631,8 @@ def ranking_warnings(table: pd.DataFrame, metrics: list[str], samples: int | Non
             continue
         scores = table[metric].to_numpy(float)
         finite = np.isfinite(scores)
-        grouped = ~finite
-        for index in np.flatnonzero(finite):
-            tied = finite & np.isclose(scores, scores[index], rtol=1e-9, atol=1e-12)
-            if grouped[index] or tied.sum() < 2:
-                continue
-            grouped |= tied
+        for tied in tied_groups(scores):
+            index = int(np.flatnonzero(tied)[0])
             dims = pd.to_numeric(table["feature_dim"][tied]) if "feature_dim" in table.columns else None
             wide = samples is not None and dims is not None and bool(dims.notna().all() and (dims >= samples - 1).all())
             if wide:

@@ -72,3 +72,48 @@ def test_a_subset_never_writes_the_verdict(capsys):
     assert "test of the machinery" in capsys.readouterr().err
     assert verdict.main(["--targets", "cifar10"]) == verdict.REFUSED
     assert "not development targets" in capsys.readouterr().err
+
+
+def _table_rows(text: str, first_cell: str) -> dict[str, list[str]]:
+    """The rows of the first markdown table whose header starts with ``| first_cell |``, by their first cell."""
+    lines = text.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith(f"| {first_cell} |"))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_the_committed_verdicts_point_figures_and_r3b_reproduce(scores_csv, tmp_path):
+    """The verdict's and R3b's figures that do not depend on the bootstrap's resamples (mean and per-target τw,
+    the unranked counts, R3b's pick) come back from the committed scores and runs."""
+    eleven = [*FIRST_FIVE, "brain_mri", "dtd10", "plant_seedlings", "trashnet", "sign_digits", "coil20"]
+    rerun = tmp_path / "verdict.md"
+    assert verdict.main(["--targets", *eleven, "--scores", str(scores_csv), "--resamples", "20",
+                         "--write", str(rerun)]) == 0
+    committed, again = (_table_rows(path.read_text(), "variant") for path in (RESULTS / "verdict.md", rerun))
+    assert set(committed) == set(again) == set(verdict.variants())
+    for variant, cells in committed.items():
+        assert cells[0].split(" [")[0] == again[variant][0].split(" [")[0], variant  # mean τw
+        assert cells[3:14] == again[variant][3:14], variant  # τw per target
+    rerun_r3b = tmp_path / "verdict_r3b.md"
+    assert verdict.main(["--rule", "r3b", "--targets", *eleven, "--scores", str(scores_csv), "--resamples", "20",
+                         "--write", str(rerun_r3b)]) == 0
+    committed, again = (_table_rows(path.read_text(), "peer") for path in (RESULTS / "verdict_r3b.md", rerun_r3b))
+    assert {peer: cells[:4] + cells[-1:] for peer, cells in committed.items()} == \
+        {peer: cells[:4] + cells[-1:] for peer, cells in again.items()}
+    pick = "- **R3b, metrics shown beside LEAD**"
+    assert [line for line in (RESULTS / "verdict_r3b.md").read_text().splitlines() if line.startswith(pick)] == \
+        [line for line in rerun_r3b.read_text().splitlines() if line.startswith(pick)]
+
+
+def test_a_model_is_unranked_when_its_score_ties_another_or_is_missing():
+    rows = [("m", "full", "t", 0, model, score)
+            for model, score in enumerate([1.0, 1.0 + 1e-12, 2.0, float("nan"), 3.0])]
+    rows += [("m", "2/class", "t", draw, model, float(model)) for draw in range(2) for model in range(5)]
+    scores = pd.DataFrame(rows, columns=["variant", "regime", "target", "draw", "model", "score"])
+    table = verdict.unranked_models(scores)
+    assert table.loc["m", "full"] == 3 and table.loc["m", "2/class"] == 0
