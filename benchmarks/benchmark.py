@@ -28,8 +28,11 @@ TRAIN_IMAGES = 1000
 SAMPLE_SEED = 0
 DEVELOPMENT_TARGETS = ("eurosat", "pacs_photo", "pacs_sketch", "flowers5", "fashion_mnist")
 #: Six development targets added later (96 px sources, new domains: medical, textures, agriculture, waste, hand
-#: signs, turntable objects); they join ``DEVELOPMENT_TARGETS`` in the analysis once their ground truth is in.
+#: signs, turntable objects).
 ADDED_DEVELOPMENT_TARGETS = ("brain_mri", "dtd10", "plant_seedlings", "trashnet", "sign_digits", "coil20")
+#: The targets every mean τw and interval of the report is taken over: all eleven development targets, since the
+#: pre-registered rule was applied to them (``results/verdict.md``).
+JUDGED_TARGETS = (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS)
 SANITY_TARGETS = ("cifar10",)
 LOW_DATA_SAMPLES_PER_CLASS = (2, 5, 10)
 LOW_DATA_DRAWS = 5

@@ -34,7 +34,7 @@ import pandas as pd
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from benchmark import ADDED_DEVELOPMENT_TARGETS, DEVELOPMENT_TARGETS, targets_with_truth  # noqa: E402
+from benchmark import JUDGED_TARGETS, targets_with_truth  # noqa: E402
 from lead_hub.evaluation import (BootstrapTau, bootstrap_tau, combine_regimes, kendall_tau, rank_quality,  # noqa: E402
                                  weighted_tau)
 from lead_hub.finetune import read_runs  # noqa: E402
@@ -153,7 +153,7 @@ def edge_shift_table(scores: pd.DataFrame, protocol: pd.DataFrame, low: pd.DataF
         per_target[label] = rank_quality(full, truth).pivot_table(index="variant", columns="target",
                                                                    values="weighted_tau", sort=False)
     before, after = per_target["protocol grid"], per_target["extended grid"]
-    development = [target for target in DEVELOPMENT_TARGETS if target in before.columns]
+    development = [target for target in JUDGED_TARGETS if target in before.columns]
     table = pd.DataFrame({"mean τw, protocol grid truth": before[development].mean(axis=1),
                           "mean τw, extended grid truth": after[development].mean(axis=1)})
     table["change"] = table.iloc[:, 1] - table.iloc[:, 0]
@@ -165,11 +165,13 @@ def edge_shift_table(scores: pd.DataFrame, protocol: pd.DataFrame, low: pd.DataF
 def reproducibility_table(finals: pd.DataFrame) -> pd.DataFrame:
     """Per target: τw and Kendall τ of the seeds-0-1 truth against the seeds-2-3 truth, the mean |difference| of
     the two, the mean gap between seed 0 and seed 1 of a pair, and the accuracy range without the control model.
-    ``finals``: final runs (model, target, seed, test_acc) of seeds 0-3 at each pair's truth rate."""
-    by_seed = finals.pivot_table(index=["target", "model"], columns="seed", values="test_acc")
+    ``finals``: final runs (model, target, seed, test_acc) of seeds 0-3 at each pair's truth rate; a target is
+    shown once every model has all four."""
+    by_seed = finals.pivot_table(index=["target", "model"], columns="seed", values="test_acc").dropna()
     first, second = by_seed[[0, 1]].mean(axis=1), by_seed[[2, 3]].mean(axis=1)
+    models = by_seed.groupby(level="target").size()
     rows = []
-    for target in first.index.get_level_values("target").unique():
+    for target in models.index[models == models.max()]:  # targets whose every model has its four seeds
         a, b = first[target], second[target].reindex(first[target].index)
         seeds = by_seed.loc[target]
         without_control = a[~a.index.str.contains("vww")]
@@ -178,7 +180,7 @@ def reproducibility_table(finals: pd.DataFrame) -> pd.DataFrame:
                      "mean abs. seed 0 − seed 1": (seeds[0] - seeds[1]).abs().mean(),
                      "accuracy range without the control": np.ptp(without_control.values)})
     table = pd.DataFrame(rows)
-    development = table[table["target"].isin(DEVELOPMENT_TARGETS)].drop(columns="target").mean()
+    development = table[table["target"].isin(JUDGED_TARGETS)].drop(columns="target").mean()
     return pd.concat([table, pd.DataFrame([{"target": "mean (development)", **development}])], ignore_index=True)
 
 
@@ -223,7 +225,7 @@ def seconds_per_model(scores: pd.DataFrame) -> pd.Series:
 
 
 def full_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
-                         targets=DEVELOPMENT_TARGETS) -> dict[str, BootstrapTau]:
+                         targets=JUDGED_TARGETS) -> dict[str, BootstrapTau]:
     """The full-data bootstrap over ``targets`` against the truth (seeds 0-1) and against the four-seed truth."""
     full = scores[scores["regime"] == "full"]
     variants = tuple(dict.fromkeys(full["variant"]))
@@ -233,7 +235,7 @@ def full_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: 
 
 
 def low_data_bootstraps(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
-                        targets=DEVELOPMENT_TARGETS) -> dict[str, BootstrapTau]:
+                        targets=JUDGED_TARGETS) -> dict[str, BootstrapTau]:
     """One bootstrap per low-data regime over ``targets`` and their combination (the mean low-data τw), on shared
     resamples."""
     low = scores[scores["regime"].isin(LOW_DATA)]
@@ -411,7 +413,7 @@ POWER_PAIR = ("lead", "lead ntk=head head_input=standardized fit=out_of_fold c=6
 
 def power_table(scores: pd.DataFrame, finals: pd.DataFrame, resamples: int,
                 target_counts=TARGET_COUNTS, seed_counts=(2, 4, 8),
-                pair=POWER_PAIR, targets=DEVELOPMENT_TARGETS) -> tuple[pd.DataFrame, pd.DataFrame]:
+                pair=POWER_PAIR, targets=JUDGED_TARGETS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How the paired 95% interval of a full-data mean-τw difference shrinks with more targets and seeds.
 
     Model: the per-target difference of two variants varies across targets (between-target variance) and with
@@ -498,7 +500,7 @@ def cost_section() -> str:
 def table_sections(scores, protocol, low_runs, withheld, finals, truth, resamples, reproducibility) -> dict[str, str]:
     """The report's tables as markdown sections, by the name of the file ``--write-dir`` writes each to."""
     note = (f"Intervals: {CONFIDENCE:.0%} percentile bootstrap, {resamples} resamples of the "
-            f"{len(DEVELOPMENT_TARGETS)} development targets ({', '.join(DEVELOPMENT_TARGETS)}) and of every pair's "
+            f"{len(JUDGED_TARGETS)} development targets ({', '.join(JUDGED_TARGETS)}) and of every pair's "
             f"ground-truth seed runs (seed {BOOTSTRAP_SEED}).")
     if len(withheld):
         note += (f" Left out until their fine-tuning is settled: {len(withheld)} (model, target) pairs "
@@ -566,7 +568,7 @@ def main(argv: list[str] | None = None) -> None:
                                        f"benchmarks/results/cost.md` -->\n\n{text}\n")
         return
     if arguments.command == "defaults":
-        complete = int(truth[truth["target"].isin(DEVELOPMENT_TARGETS)].groupby("target").size().ge(
+        complete = int(truth[truth["target"].isin(JUDGED_TARGETS)].groupby("target").size().ge(
             scores[scores["regime"] == "full"].groupby("target")["model"].nunique().max()).sum())
         metric_scores = scores[~scores["family"].isin(["baseline", "diagnostic"])]
         edges = truth["edge"].value_counts().to_dict()
@@ -596,7 +598,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("power takes no variant or exactly two (the pair to show beside the median)")
         scored = scores[scores["regime"] == "full"].groupby("target")["model"].nunique()
         judged = truth.groupby("target").size()
-        targets = [t for t in (*DEVELOPMENT_TARGETS, *ADDED_DEVELOPMENT_TARGETS)
+        targets = [t for t in JUDGED_TARGETS
                    if t in scored.index and judged.get(t, 0) >= scored[t]]
         widths, needs = power_table(scores, finals, arguments.resamples, tuple(arguments.target_counts),
                                     pair=tuple(arguments.variants) or POWER_PAIR, targets=targets)
