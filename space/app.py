@@ -127,7 +127,7 @@ def build_demo(limits: SpaceLimits = SpaceLimits(), *, cache_dir: Path | None = 
                     stop = gr.Button("Stop", variant="secondary", size="sm", elem_id="stop-button", scale=1,
                                      min_width=70, interactive=False)
                 with gr.Accordion("More settings", open=False, elem_id="more-settings"):
-                    # The command line's defaults: the benchmark's best peers ticked beside LEAD.
+                    # The command line's defaults: the benchmark's best peer that ranks, ticked beside LEAD.
                     other_metrics = gr.CheckboxGroup(_other_metric_choices(DEFAULT_METRICS[0]),
                                                      value=list(DEFAULT_METRICS[1:]), label="Also score with",
                                                      elem_id="other-metrics")

@@ -323,7 +323,9 @@ def defaults_taken(metrics: list[str], samples_per_class: int) -> str:
 
     Examples
     --------
-    >>> defaults_taken(["lead", "pactran", "hscore"], 6).startswith("metrics lead, hscore, pactran (LEAD, and")
+    >>> defaults_taken(["lead", "pactran"], 6).startswith("metrics lead, pactran (LEAD, and")
+    True
+    >>> defaults_taken(["lead", "pactran", "hscore"], 30).startswith("30 images per class")  # hscore ticked too
     True
     >>> defaults_taken(["lead"], 6)
     ''

@@ -92,7 +92,8 @@ def test_the_rank_command_names_the_defaults_it_took_and_why():
 
     parser = build_parser()
     taken = defaults_used(parser.parse_args(["rank", "--zoo", "demo", "--dataset", "demo"]))
-    assert "metrics lead, hscore, pactran (LEAD, and the offline benchmark's best peers" in taken
+    assert "metrics lead, pactran (LEAD, and the offline benchmark's best peer at full data and in low data among " \
+           "those that rank" in taken
     assert "30 images per class at most" in taken
     given = parser.parse_args(["rank", "--zoo", "demo", "--dataset", "demo", "--metrics", "lead", "--all-samples"])
     assert defaults_used(given) == ""

@@ -56,6 +56,8 @@ BENCHMARK_TABLES = [REPOSITORY_ROOT / "benchmarks" / "results" / name for name i
 #: The benchmark's name of the variant a README row quotes, where it is not the metric's name: LEAD's default is
 #: the whole-network cell (the benchmark's "lead" is the previous, head-only default).
 README_ROWS = {"lead": "lead ntk=full head_input=standardized S=64 fit=in_sample c=1e-08 ce_form=prob"}
+#: The benchmark's name of what `lead.ntk=head` scores with (the head-only NTK's default cell).
+HEAD_ONLY_ROW = "lead ntk=head head_input=standardized fit=in_sample c=3.815e-06 ce_form=prob"
 
 
 def benchmark_row(section: str, variant: str) -> list[str]:
@@ -75,6 +77,18 @@ def first_number(cell: str) -> str:
     return re.search(r"-?\d+\.\d+", cell).group(0)
 
 
+def readme_metric_rows():
+    """Each row of the README's "which metric" table: the line, its cells, and the benchmark's names of the
+    variants its first cell names."""
+    section = readme[readme.index("## Which metric to pick"):readme.index("## Documentation")]
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        variants = [README_ROWS.get(variant, variant) for variant in re.findall(r"`([a-z_]+)`", cells[0])]
+        yield line, cells, [HEAD_ONLY_ROW] if cells[0].startswith("`lead` head-only") else variants
+
+
 def test_the_readme_metric_figures_are_the_benchmarks_current_ones():
     """The "which metric" table quotes the benchmark's tables: each mean τw at full data and in low data is the one
     the benchmark's tables show now, so a benchmark rerun cannot leave the front page behind silently."""
@@ -83,15 +97,8 @@ def test_the_readme_metric_figures_are_the_benchmarks_current_ones():
     # the variant quoted for `lead` is what a ranking scores with by default
     assert ranking_options({}) == {"ntk": "full", "fit": "in_sample", "ce_form": "prob", "rate_constant": 1e-08,
                                    "head_input": "standardized"} and LeadOptions().ntk_samples_per_class == 64
-    section = readme[readme.index("## Which metric to pick"):readme.index("## Documentation")]
     quoted = 0
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) < 3 or not cells[0].startswith("`"):
-            continue
-        variants = [README_ROWS.get(variant, variant) for variant in re.findall(r"`([a-z_]+)`", cells[0])]
-        if cells[0].startswith("`lead` head-only"):
-            variants = ["lead"]  # the benchmark's name of the previous, head-only default
+    for line, cells, variants in readme_metric_rows():
         for column, heading, position in ((1, "τw at full data", 1), (2, "τw in the low-data regimes", -1)):
             figures = re.findall(r"-?\d+\.\d+", re.sub(r"\[[^\]]*\]", "", cells[column]))  # not the intervals
             figures = figures * len(variants) if len(figures) == 1 else figures
@@ -99,5 +106,27 @@ def test_the_readme_metric_figures_are_the_benchmarks_current_ones():
             for variant, figure in zip(variants, figures):
                 shown = first_number(benchmark_row(heading, variant)[position])
                 assert figure == shown, f"README quotes {variant} {heading} {figure}, the benchmark shows {shown}"
+                quoted += 1
+    assert quoted >= 10
+
+
+def test_the_readme_metric_intervals_are_the_verdicts():
+    """The "which metric" table quotes the committed verdict: each figure with its interval is the verdict's cell
+    (mean τw at full data, and mean low-data τw)."""
+    verdict = (REPOSITORY_ROOT / "benchmarks" / "results" / "verdict.md").read_text(encoding="utf-8")
+    full_section = verdict[verdict.index("## R1. Mean τw at full data"):verdict.index("### Pearson r")]
+    low_section = verdict[verdict.index("## R1. Mean τw in low data"):verdict.index("## R1. Paired")]
+
+    def cell(section: str, variant: str, position: int) -> str:
+        row = next(line for line in section.splitlines() if line.startswith(f"| {variant} |"))
+        return [part.strip() for part in row.strip().strip("|").split("|")][position]
+
+    quoted = 0
+    for _, cells, variants in readme_metric_rows():
+        for column, verdict_section, position in ((1, full_section, 1), (2, low_section, -1)):
+            figures = re.findall(r"-?\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\]", cells[column].replace("−", "-"))
+            figures = figures * len(variants) if len(figures) == 1 else figures
+            for variant, figure in zip(variants, figures, strict=True):
+                assert figure == cell(verdict_section, variant, position), f"{variant}: README {figure}"
                 quoted += 1
     assert quoted >= 10

@@ -411,12 +411,17 @@ def test_a_metric_that_ties_every_model_is_flagged_in_the_final_status(tmp_path,
     assert re.match(r"Warning: hscore cannot rank [2-6] models that all score 9 \(", tie), tie
     assert "use more samples per class" in tie and "not affected" not in tie  # the ranking itself is in doubt
     assert_one_plain_sentence(tie)
-    # Ranked by LEAD (the default), the same tie is only the hscore column's: LEAD orders the models.
-    by_lead = demo_run["updates"][-1].status.split("\n\n")
+    # Ranked by LEAD with hscore ticked beside it, the same tie is only the hscore column's: LEAD orders the models.
+    beside = list(stream_ranking(quick_request(other_metrics=("hscore",)), results_dir=tmp_path / "beside",
+                                 cache_dir=feature_cache))
+    by_lead = beside[-1].status.split("\n\n")
     warnings = [paragraph for paragraph in by_lead if paragraph.startswith("Warning:")]
     assert warnings and all(paragraph.startswith("Warning: hscore cannot rank") for paragraph in warnings), by_lead
     assert warnings[0].endswith("; the ranking by lead is not affected.")
     assert_one_plain_sentence(warnings[0])
+    # The defaults (LEAD, with PACTran beside it) rank the demo without a tie.
+    default_status = demo_run["updates"][-1].status
+    assert not [paragraph for paragraph in default_status.split("\n\n") if paragraph.startswith("Warning:")]
 
 
 def test_the_page_and_the_request_default_to_the_command_lines_metrics_and_sample():
@@ -438,10 +443,11 @@ def test_the_defaults_taken_are_named_with_the_rule_that_chose_them_as_the_cli_n
     assert both.startswith(rule) and cli.startswith(rule)  # one wording, with each front end's way to change it
     assert "'Also score with' under More settings" in both and "--" not in both
     assert f"{DEFAULT_SAMPLES_PER_CLASS} images per class at most, as in the command line" in both
-    # Ticked in another order, the metrics are still the defaults; a changed choice is not named as a default.
-    assert defaults_taken(["lead", "pactran", "hscore"], 6) == both.split("; 30 images")[0]
+    # Only what the visitor left as it was is named as a default.
+    assert defaults_taken(list(DEFAULT_METRICS), 6) == both.split("; 30 images")[0]
     assert defaults_taken(["lead"], DEFAULT_SAMPLES_PER_CLASS).startswith(f"{DEFAULT_SAMPLES_PER_CLASS} images")
-    assert defaults_taken(["lead", "hscore"], 6) == defaults_taken(["hscore", "lead", "pactran"], 6) == ""
+    assert defaults_taken(["lead", "hscore"], 6) == defaults_taken(["lead", "pactran", "hscore"], 6) == ""
+    assert defaults_taken(["pactran", "lead"], 6) == ""  # ranked by another metric
 
 
 def test_the_final_and_the_stopped_status_name_the_defaults_taken_only(tmp_path):
@@ -676,7 +682,7 @@ def test_the_launched_app_ranks_the_demo_zip_streaming_partial_tables(launched_d
     assert len(outputs) >= 3 and outputs[1][0].startswith("Scored 1 of 6 models")
     assert status.startswith(r"Ranked 6 models on eurosat\_mini.zip \[train\]")  # Markdown, escaped as typed
     # The page's default metrics are named with their rule; the sample was chosen, so it is not named as a default.
-    assert re.search(r"\n\nDefaults: metrics lead, hscore, pactran \\\(LEAD, and the offline benchmark's best peers",
+    assert re.search(r"\n\nDefaults: metrics lead, pactran \\\(LEAD, and the offline benchmark's best peer at full",
                      status), status
     assert "images per class at most" not in status
     rows = pd.DataFrame(table["data"], columns=table["headers"])

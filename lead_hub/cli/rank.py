@@ -61,8 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="resize every image to this square size for every model (default: each model's own "
                              "preprocessing)")
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), metavar="NAME",
-                        help=f"metrics, primary first (default: {' '.join(DEFAULT_METRICS)}: LEAD and the best peers "
-                             "of the benchmark at full data and in low data); 'lead-hub metrics' lists them all")
+                        help=f"metrics, primary first (default: {' '.join(DEFAULT_METRICS)}: LEAD and the benchmark's best "
+                             "peer that ranks, at full data and in low data); 'lead-hub metrics' lists them all")
     parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
                         help="an option of one metric, e.g. lead.rate_scale=per_model, or lead.ntk=full for "
                              "LEAD's NTK over every parameter of the model and its head (gradients computed with "
