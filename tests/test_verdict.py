@@ -92,7 +92,7 @@ def test_the_committed_verdicts_point_figures_and_r3b_reproduce(scores_csv, tmp_
     the unranked counts, R3b's pick) come back from the committed scores and runs."""
     eleven = [*FIRST_FIVE, "brain_mri", "dtd10", "plant_seedlings", "trashnet", "sign_digits", "coil20"]
     rerun = tmp_path / "verdict.md"
-    assert verdict.main(["--targets", *eleven, "--scores", str(scores_csv), "--resamples", "20",
+    assert verdict.main(["--targets", *eleven, "--scores", str(scores_csv), "--resamples", "4",
                          "--write", str(rerun)]) == 0
     committed, again = (_table_rows(path.read_text(), "variant") for path in (RESULTS / "verdict.md", rerun))
     assert set(committed) == set(again) == set(verdict.variants())
@@ -100,7 +100,7 @@ def test_the_committed_verdicts_point_figures_and_r3b_reproduce(scores_csv, tmp_
         assert cells[0].split(" [")[0] == again[variant][0].split(" [")[0], variant  # mean τw
         assert cells[3:14] == again[variant][3:14], variant  # τw per target
     rerun_r3b = tmp_path / "verdict_r3b.md"
-    assert verdict.main(["--rule", "r3b", "--targets", *eleven, "--scores", str(scores_csv), "--resamples", "20",
+    assert verdict.main(["--rule", "r3b", "--targets", *eleven, "--scores", str(scores_csv), "--resamples", "4",
                          "--write", str(rerun_r3b)]) == 0
     committed, again = (_table_rows(path.read_text(), "peer") for path in (RESULTS / "verdict_r3b.md", rerun_r3b))
     assert {peer: cells[:4] + cells[-1:] for peer, cells in committed.items()} == \
